@@ -1,0 +1,39 @@
+# Two commands do everything on a fresh machine with Python 3.11 and pip: `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SAMPLE := sample_project
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: demo test lint bench install clean sample-data
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=python3 ...'"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[checks,dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+# The synthetic raw events are made by a deterministic generator, never committed.
+sample-data: $(STAMP)
+	$(BIN)/python $(SAMPLE)/generate_data.py
+
+demo: sample-data
+	$(BIN)/python -m sqlassets.demo $(SAMPLE)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) $(SAMPLE)/target $(SAMPLE)/.sqlassets $(SAMPLE)/data/*.duckdb

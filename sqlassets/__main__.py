@@ -1,0 +1,3 @@
+from sqlassets.cli import main
+
+main()

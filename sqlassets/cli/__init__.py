@@ -1,0 +1,103 @@
+"""The `sqlassets` command line.
+
+Subcommands live in their own modules and are imported only when invoked, so `sqlassets --help`
+stays fast: nothing here imports dbt, sqlglot, GX, pandas or a warehouse SDK.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+
+import click
+
+# command name -> "module:attribute"; each module imports its heavy dependencies lazily too.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "graph": ("sqlassets.cli.graph_cmds:graph", "Show the asset graph (text, json, dot, mermaid)."),
+    "list": ("sqlassets.cli.graph_cmds:list_cmd", "List selected assets."),
+    "show": ("sqlassets.cli.graph_cmds:show", "Show one asset in detail."),
+    "materialize": ("sqlassets.cli.run_cmds:materialize", "Build assets and fill missing or stale partitions."),
+    "backfill": ("sqlassets.cli.run_cmds:backfill", "Fill partitions as a resumable backfill."),
+    "status": ("sqlassets.cli.run_cmds:status", "Done / failed / missing / stale partitions per asset."),
+    "runs": ("sqlassets.cli.run_cmds:runs", "Run history, or one run's steps and logs."),
+    "lineage": ("sqlassets.cli.lineage_cmds:lineage", "Column-level lineage, stats and the HTML report."),
+    "check": ("sqlassets.cli.check_cmds:check", "Run asset checks (Great Expectations, dbt tests)."),
+    "ci": ("sqlassets.cli.check_cmds:ci", "CI gate: build what changed against production, run checks."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a subcommand's module only when that subcommand runs."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        target, _ = COMMANDS[name]
+        module, attr = target.split(":")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except ModuleNotFoundError as exc:
+            if exc.name == module:
+                return None
+            raise
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Listing commands from the table keeps `sqlassets --help` from importing any of them.
+        rows = [(name, short) for name, (_, short) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--project",
+    "project_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    envvar="SQLASSETS_PROJECT",
+    help="Project directory (default: the current directory).",
+)
+@click.option("--profiles-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where profiles.yml is (default as dbt: DBT_PROFILES_DIR, the project dir, ~/.dbt).")
+@click.option("--target", default=None, help="dbt target (default: the profile's target).")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(package_name="sqlassets")
+@click.pass_context
+def cli(ctx: click.Context, project_dir: Path | None, profiles_dir: Path | None, target: str | None,
+        debug: bool) -> None:
+    """Software-defined assets for dbt projects and plain SQL files."""
+    from sqlassets.cli.context import CliContext
+
+    ctx.obj = CliContext(project_dir=project_dir or Path.cwd(), profiles_dir=profiles_dir, target=target,
+                         debug=debug)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors become one line and exit 2; tracebacks only with --debug."""
+    from sqlassets.errors import UserError
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("SQLASSETS_DEBUG") == "1"
+    try:
+        cli.main(args=args, prog_name="sqlassets", standalone_mode=False)
+    except UserError as exc:
+        if debug:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2 if exc.exit_code == 1 or isinstance(exc, click.UsageError) else exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)

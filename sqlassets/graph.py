@@ -1,0 +1,171 @@
+"""`AssetGraph`: one graph of every asset a project defines, validated once at construction.
+
+Validation happens here and nowhere else: duplicate keys, dependencies on unknown assets and cycles
+are errors that name what is wrong. Everything downstream (planner, lineage, checks) may assume a
+valid DAG and iterate `graph.topo_order`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+
+from sqlassets.errors import GraphError
+from sqlassets.model import Asset
+
+
+class AssetGraph:
+    def __init__(self, assets: Iterable[Asset]) -> None:
+        self._assets: dict[str, Asset] = {}
+        for asset in assets:
+            if asset.key in self._assets:
+                other = self._assets[asset.key]
+                raise GraphError(
+                    f"duplicate asset key '{asset.key}' ({other.path or other.kind} and {asset.path or asset.kind}); "
+                    "rename one or declare '-- name:' in the SQL header"
+                )
+            self._assets[asset.key] = asset
+        self._children: dict[str, list[str]] = {k: [] for k in self._assets}
+        for asset in self._assets.values():
+            for dep in asset.deps:
+                if dep not in self._assets:
+                    where = f" ({asset.path})" if asset.path else ""
+                    raise GraphError(f"asset '{asset.key}'{where} depends on unknown asset '{dep}'")
+                self._children[dep].append(asset.key)
+        self._topo = self._toposort()
+        self._position = {k: i for i, k in enumerate(self._topo)}
+        self._by_relation: dict[str, str] | None = None
+
+    # -- container protocol -------------------------------------------------------------------
+    def __getitem__(self, key: str) -> Asset:
+        try:
+            return self._assets[key]
+        except KeyError:
+            raise GraphError(f"unknown asset '{key}'; run 'sqlassets list' to see asset keys") from None
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._assets
+
+    def __iter__(self) -> Iterator[Asset]:
+        return (self._assets[k] for k in self._topo)
+
+    def __len__(self) -> int:
+        return len(self._assets)
+
+    def get(self, key: str) -> Asset | None:
+        return self._assets.get(key)
+
+    @property
+    def keys(self) -> list[str]:
+        return list(self._topo)
+
+    @property
+    def topo_order(self) -> list[str]:
+        """Every key, parents before children; ties broken by key for stable output."""
+        return list(self._topo)
+
+    def sort(self, keys: Iterable[str]) -> list[str]:
+        """`keys` in topological order."""
+        return sorted(set(keys), key=self._position.__getitem__)
+
+    def parents(self, key: str) -> tuple[str, ...]:
+        return self[key].deps
+
+    def children(self, key: str) -> tuple[str, ...]:
+        self[key]
+        return tuple(self._children[key])
+
+    def upstream(self, key: str, depth: int | None = None) -> set[str]:
+        """Transitive parents of `key` (not including it), at most `depth` hops away."""
+        return self._walk(key, self.parents, depth)
+
+    def downstream(self, key: str, depth: int | None = None) -> set[str]:
+        """Transitive children of `key` (not including it), at most `depth` hops away."""
+        return self._walk(key, self.children, depth)
+
+    def _walk(self, key: str, step, depth: int | None) -> set[str]:
+        self[key]
+        seen: set[str] = set()
+        frontier = deque([(key, 0)])
+        while frontier:
+            node, d = frontier.popleft()
+            if depth is not None and d >= depth:
+                continue
+            for nxt in step(node):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    frontier.append((nxt, d + 1))
+        seen.discard(key)
+        return seen
+
+    def by_relation(self, name: str) -> Asset | None:
+        """The asset a SQL table reference names (`db.schema.id`, `schema.id` or `id`, case-insensitive).
+
+        A bare identifier resolves only when exactly one asset has it.
+        """
+        if self._by_relation is None:
+            index: dict[str, str] = {}
+            ambiguous: set[str] = set()
+            for asset in self._assets.values():
+                if asset.relation is None:
+                    continue
+                for lk in asset.relation.lookup_keys():
+                    if lk in index and index[lk] != asset.key:
+                        ambiguous.add(lk)
+                    index[lk] = asset.key
+            for lk in ambiguous:
+                del index[lk]
+            self._by_relation = index
+        key = self._by_relation.get(name.lower())
+        return self._assets[key] if key else None
+
+    def select(self, select: Sequence[str] | str | None = None, exclude: Sequence[str] | str | None = None
+               ) -> list[str]:
+        """dbt-style selection; returns keys in topological order. See `sqlassets.selection`."""
+        from sqlassets.selection import select_keys
+
+        return select_keys(self, select, exclude)
+
+    def subgraph(self, keys: Iterable[str]) -> AssetGraph:
+        """The induced graph on `keys` (deps outside it are dropped)."""
+        wanted = set(keys)
+        from dataclasses import replace
+
+        return AssetGraph(
+            replace(self._assets[k], deps=tuple(d for d in self._assets[k].deps if d in wanted))
+            for k in self.sort(wanted)
+        )
+
+    # -- internals -----------------------------------------------------------------------------
+    def _toposort(self) -> list[str]:
+        indegree = {k: len(a.deps) for k, a in self._assets.items()}
+        ready = sorted(k for k, n in indegree.items() if n == 0)
+        order: list[str] = []
+        import heapq
+
+        heapq.heapify(ready)
+        while ready:
+            node = heapq.heappop(ready)
+            order.append(node)
+            for child in self._children[node]:
+                indegree[child] -= 1
+                if indegree[child] == 0:
+                    heapq.heappush(ready, child)
+        if len(order) != len(self._assets):
+            cycle = self._find_cycle({k for k, n in indegree.items() if n > 0})
+            raise GraphError(f"dependency cycle: {' -> '.join(cycle)}; break it by removing one of these refs")
+        return order
+
+    def _find_cycle(self, remaining: set[str]) -> list[str]:
+        """One cycle among `remaining`, in dependency order, first node repeated at the end."""
+        start = min(remaining)
+        path: list[str] = []
+        index: dict[str, int] = {}
+        node = start
+        while node not in index:
+            index[node] = len(path)
+            path.append(node)
+            node = min(d for d in self._assets[node].deps if d in remaining)
+        cycle = path[index[node]:]
+        cycle.reverse()  # deps point upstream; print upstream -> downstream
+        return [*cycle, cycle[0]]

@@ -1,0 +1,341 @@
+"""dbt loader: `target/manifest.json` -> `Asset`s.
+
+The manifest is read directly with orjson when it is newer than every project file (the fast path,
+~0.1 s for 5,000 models); otherwise `dbt parse` runs in-process once and its manifest is read. dbt
+itself is imported only on that slow path.
+
+Models, seeds and snapshots become assets; sources become external assets; ephemeral models are not
+assets (they have no relation) and their dependents are linked through to their real parents;
+disabled nodes are left out (dbt keeps them outside `nodes`).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from sqlassets.errors import ConfigError
+from sqlassets.model import Asset, Column, Relation
+from sqlassets.project import Project
+
+SUPPORTED_SCHEMA_VERSIONS = (10, 11, 12)
+ASSET_RESOURCE_TYPES = ("model", "seed", "snapshot")
+
+# dbt adapter type -> sqlglot dialect
+DIALECTS = {
+    "duckdb": "duckdb",
+    "snowflake": "snowflake",
+    "bigquery": "bigquery",
+    "postgres": "postgres",
+    "redshift": "redshift",
+    "databricks": "databricks",
+    "spark": "spark",
+    "trino": "trino",
+    "athena": "athena",
+    "clickhouse": "clickhouse",
+    "sqlserver": "tsql",
+    "fabric": "tsql",
+}
+
+_SCHEMA_VERSION = re.compile(r"/manifest/v(\d+)\.json")
+_PARSE_STAMP = "dbt_parse.json"
+
+
+def manifest_path(project: Project) -> Path:
+    return project.target_path / "manifest.json"
+
+
+def _project_files_mtime(project: Project) -> float:
+    """Newest mtime among the files dbt parses; the manifest is trusted only if it is newer."""
+    cfg = project.dbt_config or {}
+    newest = 0.0
+    for name in ("dbt_project.yml", "packages.yml", "dependencies.yml", "selectors.yml"):
+        p = project.root / name
+        if p.exists():
+            newest = max(newest, p.stat().st_mtime)
+    folders: list[Path] = []
+    for key, default in (
+        ("model-paths", ["models"]),
+        ("seed-paths", ["seeds"]),
+        ("snapshot-paths", ["snapshots"]),
+        ("macro-paths", ["macros"]),
+        ("test-paths", ["tests"]),
+        ("analysis-paths", ["analyses"]),
+    ):
+        folders += project.dbt_paths(key, default)
+    folders.append(project.root / (cfg.get("packages-install-path") or "dbt_packages"))
+    stack = [str(f) for f in folders if f.is_dir()]
+    while stack:
+        with os.scandir(stack.pop()) as it:
+            for entry in it:
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name not in ("target", "logs", ".git", "__pycache__"):
+                        stack.append(entry.path)
+                    newest = max(newest, entry.stat().st_mtime)
+                else:
+                    newest = max(newest, entry.stat().st_mtime)
+    return newest
+
+
+def _stamp_path(project: Project) -> Path:
+    return project.state_dir / _PARSE_STAMP
+
+
+def _manifest_is_fresh(project: Project, path: Path) -> bool:
+    if not path.exists():
+        return False
+    if path.stat().st_mtime < _project_files_mtime(project):
+        return False
+    # A manifest we parsed for another target has other relations: parse again for this one.
+    stamp = _stamp_path(project)
+    if stamp.exists() and project.target is not None:
+        try:
+            recorded = orjson.loads(stamp.read_bytes())
+        except orjson.JSONDecodeError:
+            return False
+        if recorded.get("target") != project.target or recorded.get("manifest_mtime") != path.stat().st_mtime:
+            return False
+    return True
+
+
+def _fallback_profiles_dir(project: Project) -> Path:
+    """Zero configuration: a project with no profiles.yml gets a DuckDB profile in the state dir."""
+    pdir = project.state_dir / "profiles"
+    pdir.mkdir(parents=True, exist_ok=True)
+    db = project.warehouse.path or (project.state_dir / "warehouse.duckdb")
+    text = (
+        f"{project.profile_name}:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n"
+        f"      path: {orjson.dumps(str(db)).decode()}\n      threads: 1\n"
+    )
+    (pdir / "profiles.yml").write_text(text, encoding="utf-8")
+    return pdir
+
+
+def run_dbt_parse(project: Project) -> Path:
+    """Run `dbt parse` in-process and return the manifest path. Errors become one-line ConfigErrors."""
+    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    from dbt.cli.main import dbtRunner  # heavy: only on the slow path
+
+    profiles_dir = project.profiles_dir or _fallback_profiles_dir(project)
+    args = [
+        "parse",
+        "--project-dir", str(project.root),
+        "--profiles-dir", str(profiles_dir),
+        "--log-path", str(project.state_dir / "logs"),
+        "--log-level", "none",
+        "--log-level-file", "none",
+        "--no-send-anonymous-usage-stats",
+        "--no-version-check",
+        "--quiet",
+    ]
+    if project.target:
+        args += ["--target", project.target]
+    result = dbtRunner().invoke(args)
+    if not result.success:
+        exc = result.exception
+        message = " ".join(str(exc).split()) if exc else "dbt parse failed"
+        raise ConfigError(f"dbt parse failed: {message}", path=str(project.root / "dbt_project.yml"))
+    path = manifest_path(project)
+    project.state_dir.mkdir(parents=True, exist_ok=True)
+    _stamp_path(project).write_bytes(
+        orjson.dumps({"target": project.target, "manifest_mtime": path.stat().st_mtime})
+    )
+    return path
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """Read and validate a manifest (schema v10–v12)."""
+    try:
+        manifest = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise ConfigError(f"manifest is not valid JSON ({exc}); re-run `dbt parse`", path=str(path)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read manifest: {exc.strerror}", path=str(path)) from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("nodes"), dict):
+        raise ConfigError("not a dbt manifest (no 'nodes'); re-run `dbt parse`", path=str(path))
+    version_url = str((manifest.get("metadata") or {}).get("dbt_schema_version", ""))
+    m = _SCHEMA_VERSION.search(version_url)
+    if not m:
+        raise ConfigError("manifest has no metadata.dbt_schema_version; re-run `dbt parse`", path=str(path))
+    version = int(m.group(1))
+    if version not in SUPPORTED_SCHEMA_VERSIONS:
+        raise ConfigError(
+            f"manifest schema v{version} is not supported (v10–v12: dbt-core 1.6–1.11); "
+            "re-run `dbt parse` with a supported dbt-core",
+            path=str(path),
+        )
+    return manifest
+
+
+def load_manifest(project: Project, *, parse: bool = True) -> dict[str, Any]:
+    """The project's manifest, parsing with dbt first if it is missing or older than the project files."""
+    path = manifest_path(project)
+    if not _manifest_is_fresh(project, path):
+        if not parse:
+            raise ConfigError("manifest is missing or stale; run `dbt parse`", path=str(path))
+        path = run_dbt_parse(project)
+    return read_manifest(path)
+
+
+def _code_version(raw: str, checksum: str, config: dict[str, Any]) -> str:
+    h = hashlib.sha256()
+    h.update((raw or checksum).encode())
+    h.update(orjson.dumps(config, option=orjson.OPT_SORT_KEYS, default=str))
+    return h.hexdigest()[:16]
+
+
+def _columns(node: dict[str, Any]) -> tuple[Column, ...]:
+    return tuple(
+        Column(name=c.get("name") or name, type=c.get("data_type") or None, description=c.get("description") or "")
+        for name, c in (node.get("columns") or {}).items()
+    )
+
+
+def _seed_columns(root: Path, node: dict[str, Any], declared: tuple[Column, ...]) -> tuple[Column, ...]:
+    """Seeds: the CSV header, with types from column_types / YAML and descriptions from YAML."""
+    path = Path(node.get("root_path") or root) / node.get("original_file_path", "")
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            header = next(csv.reader(f), [])
+    except OSError:
+        return declared
+    by_name = {c.name.lower(): c for c in declared}
+    types = {k.lower(): v for k, v in ((node.get("config") or {}).get("column_types") or {}).items()}
+    cols = []
+    for name in header:
+        d = by_name.get(name.lower())
+        cols.append(Column(name=name, type=types.get(name.lower()) or (d.type if d else None),
+                           description=d.description if d else ""))
+    return tuple(cols)
+
+
+def _owner(node: dict[str, Any], groups: dict[str, Any]) -> str | None:
+    meta = {**(node.get("config") or {}).get("meta", {}), **(node.get("meta") or {})}
+    if meta.get("owner"):
+        return str(meta["owner"])
+    group = node.get("group") or (node.get("config") or {}).get("group")
+    if group:
+        for g in groups.values():
+            if g.get("name") == group:
+                owner = g.get("owner") or {}
+                return owner.get("email") or owner.get("name")
+    return None
+
+
+def assets_from_manifest(manifest: dict[str, Any], root: Path) -> list[Asset]:
+    """Turn a manifest into assets (pure: no dbt import, no I/O except seed CSV headers)."""
+    nodes: dict[str, dict[str, Any]] = manifest["nodes"]
+    sources: dict[str, dict[str, Any]] = manifest.get("sources") or {}
+    groups: dict[str, Any] = manifest.get("groups") or {}
+    adapter = str((manifest.get("metadata") or {}).get("adapter_type") or "duckdb")
+    dialect = DIALECTS.get(adapter, adapter)
+
+    asset_nodes = {uid: n for uid, n in nodes.items() if n.get("resource_type") in ASSET_RESOURCE_TYPES}
+    ephemeral = {uid for uid, n in asset_nodes.items() if (n.get("config") or {}).get("materialized") == "ephemeral"}
+
+    # Keys: the node name (versioned: name.vN); package-qualified only on a clash.
+    def base_key(n: dict[str, Any]) -> str:
+        v = n.get("version")
+        return f"{n['name']}.v{v}" if v is not None else n["name"]
+
+    counts: dict[str, int] = {}
+    for uid, n in asset_nodes.items():
+        if uid not in ephemeral:
+            counts[base_key(n)] = counts.get(base_key(n), 0) + 1
+    keys: dict[str, str] = {}
+    for uid, n in asset_nodes.items():
+        k = base_key(n)
+        keys[uid] = f"{n['package_name']}.{k}" if counts.get(k, 0) > 1 else k
+    for uid, s in sources.items():
+        keys[uid] = f"{s['source_name']}.{s['name']}"
+
+    resolved: dict[str, tuple[str, ...]] = {}
+
+    def deps_of(uid: str, stack: tuple[str, ...] = ()) -> tuple[str, ...]:
+        """Direct asset deps, linking through ephemeral models to their real parents."""
+        if uid in resolved:
+            return resolved[uid]
+        out: list[str] = []
+        for dep in (nodes.get(uid) or {}).get("depends_on", {}).get("nodes", []):
+            if dep in ephemeral:
+                if dep in stack:
+                    continue  # a cycle through ephemerals; dbt itself rejects these
+                out.extend(deps_of(dep, (*stack, uid)))
+            elif dep in keys:
+                out.append(keys[dep])
+        result = tuple(dict.fromkeys(out))
+        resolved[uid] = result
+        return result
+
+    assets: list[Asset] = []
+    for uid, n in asset_nodes.items():
+        if uid in ephemeral:
+            continue
+        config = n.get("config") or {}
+        rtype = n["resource_type"]
+        materialization = {"seed": "seed", "snapshot": "snapshot"}.get(rtype, config.get("materialized", "view"))
+        columns = _columns(n)
+        if rtype == "seed":
+            columns = _seed_columns(root, n, columns)
+        meta = {**(config.get("meta") or {}), **(n.get("meta") or {})}
+        version = n.get("version")
+        assets.append(
+            Asset(
+                key=keys[uid],
+                kind=rtype,
+                relation=Relation(n.get("database"), n.get("schema"), n.get("alias") or n["name"]),
+                materialization=materialization,
+                deps=deps_of(uid),
+                description=n.get("description") or "",
+                columns=columns,
+                tags=tuple(n.get("tags") or config.get("tags") or ()),
+                group=n.get("group") or config.get("group"),
+                owner=_owner(n, groups),
+                path=n.get("original_file_path"),
+                raw_sql=n.get("raw_code") if rtype != "seed" else None,
+                compiled_sql=n.get("compiled_code"),
+                code_version=_code_version(n.get("raw_code") or "", (n.get("checksum") or {}).get("checksum", ""),
+                                           config),
+                dialect=dialect,
+                unique_id=uid,
+                package=n.get("package_name"),
+                version=str(version) if version is not None else None,
+                meta=meta,
+                config=config,
+            )
+        )
+    for uid, s in sources.items():
+        config = s.get("config") or {}
+        if config.get("enabled") is False:
+            continue
+        meta = {**(config.get("meta") or {}), **(s.get("source_meta") or {}), **(s.get("meta") or {})}
+        assets.append(
+            Asset(
+                key=keys[uid],
+                kind="source",
+                relation=Relation(s.get("database"), s.get("schema"), s.get("identifier") or s["name"]),
+                materialization="external",
+                description=s.get("description") or s.get("source_description") or "",
+                columns=_columns(s),
+                tags=tuple(s.get("tags") or ()),
+                owner=str(meta["owner"]) if meta.get("owner") else None,
+                path=s.get("original_file_path"),
+                dialect=dialect,
+                unique_id=uid,
+                package=s.get("package_name"),
+                meta=meta,
+                config={**config, "source_name": s["source_name"], "loaded_at_field": s.get("loaded_at_field")},
+            )
+        )
+    return assets
+
+
+def load_dbt_assets(project: Project) -> list[Asset]:
+    return assets_from_manifest(load_manifest(project), project.root)

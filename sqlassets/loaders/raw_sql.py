@@ -1,0 +1,224 @@
+"""Raw SQL loader: every `.sql` file under the configured folders is one asset.
+
+A file may open with a header of `-- key: value` comment lines (the leading block of comment lines;
+free-text comments belong after it):
+
+    -- name: daily_channel_kpis
+    -- materialized: incremental
+    -- partitioned: daily
+    -- partition_column: event_date
+    -- partition_start: 2024-01-01
+    -- owner: analytics@shop.example
+    -- tags: finance, daily
+
+Dependencies are the tables the query reads (CTE names are not dependencies), matched against dbt
+relations, sources and other SQL assets; anything else becomes an external asset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlassets.errors import ConfigError
+from sqlassets.model import Asset, Relation
+
+MATERIALIZATIONS = ("view", "table", "incremental", "ephemeral")
+PARTITION_KINDS = ("hourly", "daily", "weekly", "monthly", "static")
+LIST_KEYS = ("tags", "partition_values")
+HEADER_KEYS = frozenset({
+    "name", "materialized", "owner", "tags", "group", "description", "dialect", "schema", "unique_key",
+    "partitioned", "partition_column", "partition_start", "partition_end", "partition_timezone",
+    "partition_values", "incremental_strategy",
+})
+_HEADER_LINE = re.compile(r"^--\s*([A-Za-z_][A-Za-z0-9_-]*)\s*:\s*(.*?)\s*$")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class SqlFile:
+    """A parsed SQL file before its dependencies are resolved against the other assets."""
+
+    path: Path
+    rel_path: str
+    header: dict[str, Any]
+    sql: str
+    tables: tuple[tuple[str | None, str | None, str], ...]  # (catalog, db, name) as written
+
+
+def parse_header(text: str, rel_path: str) -> dict[str, Any]:
+    """The `-- key: value` lines of the leading comment block, validated."""
+    header: dict[str, Any] = {}
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped:
+            if header:
+                break
+            continue
+        if not stripped.startswith("--"):
+            break
+        m = _HEADER_LINE.match(stripped)
+        if not m:
+            continue  # a free-text comment line in the leading block
+        key, value = m.group(1).lower().replace("-", "_"), m.group(2)
+        if key not in HEADER_KEYS:
+            raise ConfigError(f"unknown header key '{key}'; known: {', '.join(sorted(HEADER_KEYS))}",
+                              path=rel_path, line=lineno)
+        if key in header:
+            raise ConfigError(f"header key '{key}' given twice", path=rel_path, line=lineno)
+        if key in LIST_KEYS:
+            header[key] = [v.strip() for v in value.split(",") if v.strip()]
+        else:
+            header[key] = value
+        if key == "materialized" and value not in MATERIALIZATIONS:
+            raise ConfigError(f"materialized must be one of {', '.join(MATERIALIZATIONS)}, not '{value}'",
+                              path=rel_path, line=lineno)
+        if key == "partitioned" and value not in PARTITION_KINDS:
+            raise ConfigError(f"partitioned must be one of {', '.join(PARTITION_KINDS)}, not '{value}'",
+                              path=rel_path, line=lineno)
+        if key == "name" and not _NAME.match(value):
+            raise ConfigError(f"name '{value}' must be a SQL identifier (letters, digits, _)",
+                              path=rel_path, line=lineno)
+        if key == "dialect":
+            from sqlglot.dialects.dialect import Dialect
+
+            try:
+                Dialect.get_or_raise(value)
+            except ValueError:
+                raise ConfigError(f"unknown dialect '{value}'", path=rel_path, line=lineno) from None
+    return header
+
+
+def parse_sql_file(path: Path, root: Path, default_dialect: str) -> SqlFile:
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import ParseError, TokenError
+
+    try:
+        rel = path.relative_to(root).as_posix()
+    except ValueError:
+        rel = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read SQL file: {exc}", path=rel) from None
+    header = parse_header(text, rel)
+    dialect = header.get("dialect") or default_dialect
+    try:
+        statements = [s for s in sqlglot.parse(text, read=dialect) if s is not None]
+    except ParseError as exc:
+        err = exc.errors[0] if exc.errors else {}
+        desc = err.get("description") or str(exc).splitlines()[0]
+        raise ConfigError(f"SQL does not parse ({dialect}): {desc}", path=rel, line=err.get("line")) from None
+    except TokenError as exc:
+        raise ConfigError(f"SQL does not tokenize ({dialect}): {exc}", path=rel) from None
+    if not statements:
+        raise ConfigError("file has no SQL statement; an asset file holds one SELECT query", path=rel)
+    if len(statements) > 1:
+        raise ConfigError("file has more than one statement; an asset file holds one SELECT query", path=rel)
+    query = statements[0]
+    if not isinstance(query, exp.Query):
+        raise ConfigError(f"expected a SELECT query, found {query.key.upper()}; sqlassets writes the table itself",
+                          path=rel)
+    ctes = {cte.alias_or_name.lower() for cte in query.find_all(exp.CTE)}
+    tables: dict[tuple[str | None, str | None, str], None] = {}
+    for t in query.find_all(exp.Table):
+        if not t.name or isinstance(t.this, exp.Func):
+            continue  # table functions (read_parquet(...), UNNEST) are not relations
+        if not t.db and t.name.lower() in ctes:
+            continue
+        tables[(t.catalog or None, t.db or None, t.name)] = None
+    return SqlFile(path=path, rel_path=rel, header=header, sql=text, tables=tuple(tables))
+
+
+def discover(sql_paths: tuple[Path, ...]) -> list[Path]:
+    files: list[Path] = []
+    for folder in sql_paths:
+        files.extend(sorted(p for p in folder.rglob("*.sql") if p.is_file()))
+    return files
+
+
+def load_sql_assets(
+    sql_paths: tuple[Path, ...],
+    root: Path,
+    known: list[Asset],
+    *,
+    default_dialect: str = "duckdb",
+    database: str | None = None,
+    schema: str = "main",
+) -> list[Asset]:
+    """SQL assets plus the external assets they read; `known` are the dbt assets to match against."""
+    parsed = [parse_sql_file(p, root, default_dialect) for p in discover(sql_paths)]
+    if not parsed:
+        return []
+    index: dict[str, str] = {}
+    ambiguous: set[str] = set()
+
+    def add(relation: Relation, key: str) -> None:
+        for lk in relation.lookup_keys():
+            if lk in index and index[lk] != key:
+                ambiguous.add(lk)
+            index[lk] = key
+
+    for a in known:
+        if a.relation is not None:
+            add(a.relation, a.key)
+    sql_assets: list[tuple[SqlFile, str, Relation]] = []
+    for f in parsed:
+        key = f.header.get("name") or f.path.stem
+        if not _NAME.match(key):
+            raise ConfigError(f"file name '{f.path.stem}' is not a SQL identifier; add '-- name: <identifier>'",
+                              path=f.rel_path)
+        relation = Relation(database, f.header.get("schema") or schema, key)
+        add(relation, key)
+        sql_assets.append((f, key, relation))
+    for lk in ambiguous:
+        index.pop(lk, None)
+
+    externals: dict[str, Asset] = {}
+    out: list[Asset] = []
+    for f, key, relation in sql_assets:
+        deps: list[str] = []
+        for catalog, db, name in f.tables:
+            parts = [p.lower() for p in (catalog, db, name) if p]
+            dep = index.get(".".join(parts)) or (index.get(".".join(parts[-2:])) if len(parts) > 2 else None)
+            if dep is None:
+                ext_key = ".".join(p for p in (catalog, db, name) if p)
+                dep = ext_key
+                if ext_key not in externals:
+                    externals[ext_key] = Asset(
+                        key=ext_key,
+                        kind="external",
+                        relation=Relation(catalog, db, name),
+                        materialization="external",
+                        description=f"Read by {f.rel_path}; not defined by dbt or a SQL file.",
+                        dialect=f.header.get("dialect") or default_dialect,
+                    )
+            if dep != key:
+                deps.append(dep)
+        h = f.header
+        config = {**h, "materialized": h.get("materialized", "table")}
+        out.append(
+            Asset(
+                key=key,
+                kind="sql",
+                relation=relation,
+                materialization=config["materialized"],
+                deps=tuple(dict.fromkeys(deps)),
+                description=h.get("description", ""),
+                tags=tuple(h.get("tags", ())),
+                group=h.get("group"),
+                owner=h.get("owner"),
+                path=f.rel_path,
+                raw_sql=f.sql,
+                compiled_sql=f.sql,
+                code_version=hashlib.sha256(f.sql.encode()).hexdigest()[:16],
+                dialect=h.get("dialect") or default_dialect,
+                meta={},
+                config=config,
+            )
+        )
+    return out + list(externals.values())

@@ -1,0 +1,148 @@
+"""Text renderings of (a selection of) the asset graph: terminal text, JSON, Graphviz dot, Mermaid."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import click
+import orjson
+
+from sqlassets.graph import AssetGraph
+from sqlassets.model import Asset
+
+KIND_COLORS = {
+    "source": "green", "external": "bright_black", "seed": "yellow", "snapshot": "magenta",
+    "model": "cyan", "sql": "blue",
+}
+DOT_FILL = {
+    "source": "#d9f2d9", "external": "#eeeeee", "seed": "#fff3c4", "snapshot": "#f2d9f2",
+    "model": "#d9ecf2", "sql": "#dfe3fb",
+}
+
+
+def to_json(graph: AssetGraph, keys: Sequence[str]) -> bytes:
+    return orjson.dumps({"assets": [graph[k].to_json() for k in keys]}, option=orjson.OPT_INDENT_2)
+
+
+def _label(a: Asset) -> str:
+    kind = a.kind if a.kind in ("source", "external", "sql") else a.materialization
+    return f"{a.key} [{kind}]" if a.kind == kind or a.kind == "model" else f"{a.key} [{a.kind}/{kind}]"
+
+
+def to_text(graph: AssetGraph, keys: Sequence[str], color: bool) -> str:
+    """One line per asset in dependency order, indented by depth, with its inputs."""
+    selected = set(keys)
+    level: dict[str, int] = {}
+    for k in keys:
+        parents = [p for p in graph.parents(k) if p in selected]
+        level[k] = 1 + max((level[p] for p in parents), default=-1)
+    lines = [f"{len(keys)} assets, {sum(len([p for p in graph.parents(k) if p in selected]) for k in keys)} edges"]
+    for k in keys:
+        a = graph[k]
+        name = click.style(a.key, fg=KIND_COLORS.get(a.kind), bold=True) if color else a.key
+        kind = a.materialization if a.kind == "model" else a.kind
+        line = f"{'  ' * level[k]}{name}  ({kind})"
+        parents = [p for p in graph.parents(k) if p in selected]
+        if parents:
+            arrow = click.style("<- ", dim=True) if color else "<- "
+            line += f"  {arrow}{', '.join(parents)}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _quote(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def to_dot(graph: AssetGraph, keys: Sequence[str]) -> str:
+    selected = set(keys)
+    out = ["digraph assets {", "  rankdir=LR;", '  node [shape=box, style="rounded,filled", fontname="Helvetica"];']
+    for k in keys:
+        a = graph[k]
+        out.append(f"  {_quote(k)} [label={_quote(_label(a))}, fillcolor={_quote(DOT_FILL.get(a.kind, '#ffffff'))}];")
+    for k in keys:
+        for p in graph.parents(k):
+            if p in selected:
+                out.append(f"  {_quote(p)} -> {_quote(k)};")
+    out.append("}")
+    return "\n".join(out)
+
+
+_MERMAID_ID = re.compile(r"[^A-Za-z0-9_]")
+
+
+def to_mermaid(graph: AssetGraph, keys: Sequence[str]) -> str:
+    """A `flowchart LR` that renders on GitHub; ids are sanitized, labels keep the real keys."""
+    selected = set(keys)
+    ids: dict[str, str] = {}
+    for i, k in enumerate(keys):
+        ids[k] = f"n{i}_{_MERMAID_ID.sub('_', k)}"
+    shapes = {"source": ("[(", ")]"), "external": ("[(", ")]"), "seed": ("[/", "/]"), "sql": ("[[", "]]")}
+    out = ["flowchart LR"]
+    for k in keys:
+        a = graph[k]
+        open_, close = shapes.get(a.kind, ("(", ")"))
+        label = _label(a).replace('"', "#quot;")
+        out.append(f'    {ids[k]}{open_}"{label}"{close}')
+    for k in keys:
+        for p in graph.parents(k):
+            if p in selected:
+                out.append(f"    {ids[p]} --> {ids[k]}")
+    for kind, fill in DOT_FILL.items():
+        members = [ids[k] for k in keys if graph[k].kind == kind]
+        if members:
+            out.append(f"    classDef {kind} fill:{fill},stroke:#555")
+            out.append(f"    class {','.join(members)} {kind}")
+    return "\n".join(out)
+
+
+def to_table(graph: AssetGraph, keys: Sequence[str], color: bool) -> str:
+    rows = [("KEY", "KIND", "MATERIALIZATION", "RELATION", "OWNER", "TAGS")]
+    for k in keys:
+        a = graph[k]
+        rows.append((a.key, a.kind, a.materialization, str(a.relation or ""), a.owner or "", ",".join(a.tags)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for n, r in enumerate(rows):
+        line = "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        lines.append(click.style(line, bold=True) if color and n == 0 else line)
+    return "\n".join(lines)
+
+
+def show(graph: AssetGraph, key: str, color: bool) -> str:
+    a = graph[key]
+
+    def head(s: str) -> str:
+        return click.style(s, bold=True) if color else s
+
+    lines = [head(a.key), f"  kind:            {a.kind}", f"  materialization: {a.materialization}"]
+    if a.relation:
+        lines.append(f"  relation:        {a.relation}")
+    for label, value in (("path", a.path), ("owner", a.owner), ("group", a.group), ("unique_id", a.unique_id),
+                         ("version", a.version), ("code_version", a.code_version), ("dialect", a.dialect)):
+        if value:
+            lines.append(f"  {label + ':':<16} {value}")
+    if a.tags:
+        lines.append(f"  tags:            {', '.join(a.tags)}")
+    if a.description:
+        lines.append(f"  description:     {a.description}")
+    lines.append(f"  upstream:        {', '.join(a.deps) or '-'}")
+    lines.append(f"  downstream:      {', '.join(graph.children(key)) or '-'}")
+    partitions = a.config.get("partitioned") or (a.config.get("incremental_strategy") == "microbatch" and "microbatch")
+    if partitions:
+        lines.append(f"  partitions:      {partitions}")
+    if a.columns:
+        lines.append(head("  columns:"))
+        width = max(len(c.name) for c in a.columns)
+        for c in a.columns:
+            desc = f"  {c.description}" if c.description else ""
+            lines.append(f"    {c.name:<{width}}  {c.type or '?'}{desc}")
+    sql = a.raw_sql
+    if sql:
+        body = sql.strip().splitlines()
+        lines.append(head("  sql:"))
+        lines += [f"    {ln}" for ln in body[:20]]
+        if len(body) > 20:
+            lines.append(f"    ... ({len(body) - 20} more lines)")
+    return "\n".join(lines)
