@@ -141,7 +141,7 @@ def run_dbt_parse(project: Project) -> Path:
     if not result.success:
         exc = result.exception
         message = " ".join(str(exc).split()) if exc else "dbt parse failed"
-        raise ConfigError(f"dbt parse failed: {message}", path=str(project.root / "dbt_project.yml"))
+        raise ConfigError(f"dbt parse of {project.root} failed: {message}")
     path = manifest_path(project)
     project.state_dir.mkdir(parents=True, exist_ok=True)
     _stamp_path(project).write_bytes(

@@ -36,6 +36,7 @@ HEADER_KEYS = frozenset({
 })
 _HEADER_LINE = re.compile(r"^--\s*([A-Za-z_][A-Za-z0-9_-]*)\s*:\s*(.*?)\s*$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TOKEN_REPR = re.compile(r"<Token token_type: [^,]+, text: (.*?), line: .*?>")
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ def parse_sql_file(path: Path, root: Path, default_dialect: str) -> SqlFile:
         statements = [s for s in sqlglot.parse(text, read=dialect) if s is not None]
     except ParseError as exc:
         err = exc.errors[0] if exc.errors else {}
-        desc = err.get("description") or str(exc).splitlines()[0]
+        desc = _TOKEN_REPR.sub(r"'\1'", err.get("description") or str(exc).splitlines()[0])
         raise ConfigError(f"SQL does not parse ({dialect}): {desc}", path=rel, line=err.get("line")) from None
     except TokenError as exc:
         raise ConfigError(f"SQL does not tokenize ({dialect}): {exc}", path=rel) from None
