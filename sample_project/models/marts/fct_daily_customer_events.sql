@@ -1,0 +1,35 @@
+-- One row per customer per day of activity. A dbt microbatch model: dbt (and sqlassets) build it one day at a
+-- time, and the ref to stg_events is filtered to the batch's window through stg_events' event_time.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='microbatch',
+        event_time='event_date',
+        batch_size='day',
+        begin='2024-01-01',
+        lookback=1
+    )
+}}
+
+with events as (
+
+    select * from {{ ref('stg_events') }}
+
+)
+
+select
+    event_date,
+    customer_id,
+    count(*) as events_count,
+    count(*) filter (where kind = 'view') as views,
+    count(*) filter (where kind = 'purchase') as purchases,
+    count(*) filter (where kind = 'refund') as refunds,
+    cast(coalesce(sum(quantity) filter (where kind = 'purchase'), 0) as bigint) as units_purchased,
+    cast(coalesce(sum(amount) filter (where kind = 'purchase'), 0) as decimal(14, 2)) as gross_revenue,
+    cast(coalesce(sum(amount) filter (where kind = 'refund'), 0) as decimal(14, 2)) as refunded_amount,
+    cast(sum(signed_amount) as decimal(14, 2)) as net_revenue,
+    count(distinct channel) as channels_used,
+    min(event_ts) as first_event_at,
+    max(event_ts) as last_event_at
+from events
+group by event_date, customer_id
