@@ -1,0 +1,284 @@
+"""`materialize`, `backfill` (+ `resume`, `list`), `status` and `runs`.
+
+Heavy modules (sqlglot, duckdb, dbt, rich) are imported inside the commands, never at import time.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from typing import Any
+
+import click
+
+from sqlassets.cli.context import CliContext
+
+_MODE_HELP = "Which partitions: missing or failed (default), also stale ones, or all in range."
+
+
+def _run_options(f: Any) -> Any:
+    options = [
+        click.option("--select", "-s", "select", multiple=True, help="dbt-style selector(s) (default: everything)."),
+        click.option("--exclude", "exclude", multiple=True, help="Selector(s) to leave out."),
+        click.option("--partitions", "partitions", default=None, metavar="START..END",
+                     help="Partition range, both ends included (e.g. 2024-01-01..2024-03-31)."),
+        click.option("--partition", "partition", default=None, metavar="KEY", help="One partition key."),
+        click.option("--missing", "mode", flag_value="missing", default=True, help=_MODE_HELP),
+        click.option("--stale", "mode", flag_value="stale", help="Missing, failed and stale partitions."),
+        click.option("--all", "mode", flag_value="all", help="Every partition in range."),
+        click.option("--concurrency", "-j", type=click.IntRange(1, 64), default=1, show_default=True,
+                     help="Units run at once."),
+        click.option("--batch-size", type=click.IntRange(1, 100_000), default=1, show_default=True,
+                     help="Contiguous partitions written by one statement where the asset allows it."),
+        click.option("--full-refresh", is_flag=True, help="Drop and rebuild incremental assets."),
+        click.option("--dry-run", is_flag=True, help="Print the plan only."),
+        click.option("--wait", is_flag=True, help="Wait for other runs holding these assets instead of refusing."),
+    ]
+    for opt in reversed(options):
+        f = opt(f)
+    return f
+
+
+def _hook_factory(obj: CliContext) -> Any:
+    """Builds the checks' post-materialize hook for the planned assets (issue 5), if checks are installed.
+
+    Called only once a plan has work, so a no-op run never imports the checks (or GX).
+    """
+    def factory(keys: list[str]) -> Any:
+        try:
+            from sqlassets.checks.runner import hook_for
+        except ImportError:
+            return None
+        return hook_for(obj.project, obj.graph, keys)
+
+    return factory
+
+
+def _do_run(obj: CliContext, *, select: tuple[str, ...], exclude: tuple[str, ...], partitions: str | None,
+            partition: str | None, mode: str, concurrency: int, batch_size: int, full_refresh: bool,
+            dry_run: bool, wait: bool, backfill: bool = False, resume: int | None = None) -> None:
+    from sqlassets.executor import RunOptions, RunRequest, execute_request
+    from sqlassets.progress import Progress
+
+    req = RunRequest(select=list(select), exclude=list(exclude), partitions=partitions, partition=partition,
+                     mode=mode or "missing", dry_run=dry_run, backfill=backfill, resume=resume,
+                     command="sqlassets " + " ".join(sys.argv[1:]),
+                     options=RunOptions(concurrency=concurrency, batch_size=batch_size, full_refresh=full_refresh,
+                                        wait=wait))
+    graph = obj.graph
+    plan, summary = execute_request(obj.project, graph, req, hook_factory=_hook_factory(obj), echo=click.echo,
+                                    progress_factory=lambda total: Progress(total))
+    if summary is None or summary.run_id is None:
+        return
+    parts = [f"{summary.done} done"]
+    if summary.failed:
+        parts.append(f"{summary.failed} failed")
+    if summary.skipped:
+        parts.append(f"{summary.skipped} skipped (upstream failed)")
+    if summary.cancelled:
+        parts.append(f"{summary.cancelled} not run")
+    click.echo(f"run {summary.run_id} {summary.status} in {summary.seconds:.2f}s: " + ", ".join(parts))
+    for asset, keys, error in summary.failures[:10]:
+        click.echo(f"  failed {asset} [{keys}]: {error}", err=True)
+    if len(summary.failures) > 10:
+        click.echo(f"  ... {len(summary.failures) - 10} more; see `sqlassets runs {summary.run_id}`", err=True)
+    if summary.status != "success":
+        hint = (f"sqlassets backfill resume {summary.backfill_id}" if summary.backfill_id is not None
+                else "the same command")
+        click.echo(f"re-run with `{hint}` to retry what did not finish", err=True)
+    if summary.exit_code:
+        sys.exit(summary.exit_code)
+
+
+@click.command()
+@_run_options
+@click.pass_obj
+def materialize(obj: CliContext, **kwargs: Any) -> None:
+    """Build assets and fill missing (or stale) partitions."""
+    _do_run(obj, **kwargs)
+
+
+@click.group(invoke_without_command=True)
+@_run_options
+@click.pass_context
+def backfill(ctx: click.Context, **kwargs: Any) -> None:
+    """Fill partitions as a resumable backfill (or: `backfill resume ID`, `backfill list`)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    _do_run(ctx.obj, backfill=True, **kwargs)
+
+
+@backfill.command("resume")
+@click.argument("backfill_id", type=int)
+@click.option("--concurrency", "-j", type=click.IntRange(1, 64), default=None, help="Override the concurrency.")
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=None, help="Override the batch size.")
+@click.option("--dry-run", is_flag=True, help="Print what would run.")
+@click.option("--wait", is_flag=True, help="Wait for other runs holding these assets instead of refusing.")
+@click.pass_obj
+def backfill_resume(obj: CliContext, backfill_id: int, concurrency: int | None, batch_size: int | None,
+                    dry_run: bool, wait: bool) -> None:
+    """Run what a backfill has not finished yet (missing and failed partitions)."""
+    from sqlassets.state import StateStore
+
+    with StateStore(obj.project.state_dir) as st:
+        bf = st.backfill(backfill_id)
+    if bf is None:
+        from sqlassets.errors import UserError
+
+        raise UserError(f"no backfill {backfill_id}; see `sqlassets backfill list`")
+    opts = bf["options"]
+    _do_run(obj, select=(), exclude=(), partitions=None, partition=None, mode="missing",
+            concurrency=concurrency or int(opts.get("concurrency") or 1),
+            batch_size=batch_size or int(opts.get("batch_size") or 1), full_refresh=False, dry_run=dry_run,
+            wait=wait, backfill=True, resume=backfill_id)
+
+
+def _ts(value: float | None) -> str:
+    return datetime.fromtimestamp(value).strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+@backfill.command("list")
+@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_obj
+def backfill_list(obj: CliContext, output: str) -> None:
+    """Backfills with their progress."""
+    import json
+
+    from sqlassets.state import StateStore
+
+    st = StateStore(obj.project.state_dir)
+    try:
+        st.reap_crashed()
+        rows = []
+        for bf in st.backfills():
+            prog = st.backfill_progress(bf)
+            rows.append({"id": bf["id"], "created": _ts(bf["created_at"]), "status": bf["status"],
+                         "selection": bf["selection"], "assets": sorted(bf["requested"]), **prog})
+    finally:
+        st.close()
+    if output == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no backfills yet; start one with `sqlassets backfill --select ... --partitions A..B`")
+        return
+    click.echo(f"{'id':>4}  {'created':<19}  {'status':<11} {'done':>11}  {'failed':>6}  selection")
+    for r in rows:
+        click.echo(f"{r['id']:>4}  {r['created']:<19}  {r['status']:<11} {r['done']:>5}/{r['total']:<5}  "
+                   f"{r['failed']:>6}  {r['selection']}")
+
+
+@click.command()
+@click.option("--select", "-s", "select", multiple=True, help="dbt-style selector(s) (default: everything).")
+@click.option("--exclude", "exclude", multiple=True, help="Selector(s) to leave out.")
+@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_obj
+def status(obj: CliContext, select: tuple[str, ...], exclude: tuple[str, ...], output: str) -> None:
+    """Done / failed / missing / stale partitions per asset."""
+    import json
+
+    from sqlassets.state import StateStore
+    from sqlassets.status import compute_status
+
+    graph = obj.graph
+    keys = graph.select(select or None, exclude or None)
+    st = StateStore(obj.project.state_dir, readonly=True)
+    try:
+        statuses = compute_status(graph, keys, st)
+    finally:
+        st.close()
+    if output == "json":
+        click.echo(json.dumps([s.to_json(graph) for s in statuses], indent=2))
+        return
+    if not statuses:
+        click.echo("no buildable assets selected")
+        return
+    width = max(len(s.key) for s in statuses)
+    click.echo(f"{'asset':<{width}}  {'state':<40}  done  fail  miss  stale  last materialized")
+    for s in statuses:
+        c = s.counts
+        if s.partitioned:
+            state = s.bar(40)
+        else:
+            state = next((name for name in ("failed", "stale", "missing", "done") if c[name]), "missing")
+        checks = ""
+        if s.checks:
+            checks = "  checks: " + ", ".join(f"{n} {k}" for k, n in sorted(s.checks.items()))
+        click.echo(f"{s.key:<{width}}  {state:<40}  {c['done']:>4}  {c['failed']:>4}  {c['missing']:>4}  "
+                   f"{c['stale']:>5}  {_ts(s.last_materialized)}{checks}")
+    if any(s.partitioned for s in statuses):
+        click.echo("bar: █ done  ▒ stale  · missing  x failed")
+
+
+@click.command()
+@click.argument("run_id", type=int, required=False)
+@click.option("--limit", type=int, default=20, show_default=True, help="How many runs to list.")
+@click.option("--steps", "all_steps", is_flag=True, help="With RUN_ID: list every step, not only failures.")
+@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_obj
+def runs(obj: CliContext, run_id: int | None, limit: int, all_steps: bool, output: str) -> None:
+    """Run history, or one run's steps and logs."""
+    import json
+
+    from sqlassets.errors import UserError
+    from sqlassets.state import StateStore
+
+    st = StateStore(obj.project.state_dir)
+    try:
+        st.reap_crashed()
+        if run_id is None:
+            rows = st.runs(limit)
+            if output == "json":
+                click.echo(json.dumps(rows, indent=2, default=str))
+                return
+            if not rows:
+                click.echo("no runs yet")
+                return
+            click.echo(f"{'id':>4}  {'kind':<11} {'status':<11} {'started':<19}  {'secs':>7}  "
+                       f"{'done':>5} {'fail':>5} {'skip':>5}  command")
+            for r in rows:
+                secs = f"{r['finished_at'] - r['started_at']:.2f}" if r["finished_at"] else "-"
+                kind = r["kind"] + (f" {r['backfill_id']}" if r["backfill_id"] else "")
+                click.echo(f"{r['id']:>4}  {kind:<11} {r['status']:<11} {_ts(r['started_at']):<19}  {secs:>7}  "
+                           f"{r['done']:>5} {r['failed']:>5} {r['skipped']:>5}  {r['command'] or ''}")
+            return
+        run = st.run(run_id)
+        if run is None:
+            raise UserError(f"no run {run_id}; see `sqlassets runs`")
+        steps = st.steps(run_id)
+        logs = st.logs(run_id)
+        checks = st.latest_check_results(run_id=run_id)
+        if output == "json":
+            click.echo(json.dumps({"run": run, "steps": steps, "logs": logs,
+                                   "checks": [c.__dict__ for c in checks]}, indent=2, default=str))
+            return
+        secs = f"{run['finished_at'] - run['started_at']:.2f}s" if run["finished_at"] else "still running"
+        click.echo(f"run {run_id}: {run['kind']}{' (backfill ' + str(run['backfill_id']) + ')' if run['backfill_id'] else ''}"
+                   f" {run['status']}, started {_ts(run['started_at'])}, {secs}")
+        click.echo(f"  command: {run['command']}")
+        per_asset: dict[str, dict[str, int]] = {}
+        for s in steps:
+            per_asset.setdefault(s["asset"], {}).setdefault(s["status"], 0)
+            per_asset[s["asset"]][s["status"]] += 1
+        for asset, counts in per_asset.items():
+            rows_written = sum(s["rows"] or 0 for s in steps if s["asset"] == asset and s["status"] == "done")
+            click.echo(f"  {asset}: " + ", ".join(f"{n} {k}" for k, n in counts.items())
+                       + f", {rows_written:,} rows")
+        shown = steps if all_steps else [s for s in steps if s["status"] != "done"]
+        for s in shown:
+            dur = f"{s['duration']:.2f}s" if s["duration"] is not None else ""
+            click.echo(f"    {s['status']:<9} {s['asset']} [{s['partition'] or '-'}] {dur} "
+                       f"{(s['rows'] or 0):,} rows" + (f"  {s['error']}" if s["error"] else ""))
+        if checks:
+            counts: dict[str, int] = {}
+            for c in checks:
+                counts[c.status] = counts.get(c.status, 0) + 1
+            click.echo("  checks: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+        for c in checks if all_steps else [c for c in checks if c.status != "pass"]:
+            where = f" [{c.partition}]" if c.partition else ""
+            click.echo(f"  check {c.status:<7} {c.severity:<8} {c.asset}{where} {c.check}"
+                       + (f": {c.message}" if c.message else ""))
+        for entry in logs:
+            click.echo(f"  {_ts(entry['ts'])} {entry['level']}: {entry['message']}")
+    finally:
+        st.close()

@@ -1,0 +1,196 @@
+"""Compiled SQL for dbt models: one in-process `dbt compile` for every model that needs it, then cached.
+
+dbt is never run per partition. Models are compiled once with sentinel values for the window vars
+(`window_start`, `window_end`, `partition_key`; see `sqlassets.windows`) and `--full-refresh`, so
+`is_incremental()` is false and the SQL does not depend on what the warehouse holds. The results are
+cached in `<state_dir>/compiled/<hash>.sql`, keyed by everything the compiled text depends on: the
+model's raw SQL and config, the relations of its parents, the dbt version, the target, and the files
+that are not assets themselves (macros, packages, ephemeral models, dbt_project.yml). A warm cache
+costs a stat walk and a few file reads, and does not import dbt.
+
+On DuckDB the compile runs against a scratch database file with the same name as the warehouse (so
+relation names match) in the state dir: compiling never opens, locks or waits for the warehouse.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlassets.errors import ConfigError, UserError
+from sqlassets.windows import DBT_VARS
+
+if TYPE_CHECKING:
+    from sqlassets.graph import AssetGraph
+    from sqlassets.model import Asset
+    from sqlassets.project import Project
+
+CACHE_DIR = "compiled"
+_COMPILE_LOCK = threading.Lock()
+COMPILED_KINDS = ("model", "snapshot")
+
+
+def _dbt_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("dbt-core")
+    except Exception:  # noqa: BLE001 - a missing dist only weakens the cache key
+        return "unknown"
+
+
+def _files_digest(project: Project, graph: AssetGraph) -> str:
+    """Stat digest of the dbt files a compiled model may depend on that are not asset files themselves."""
+    cfg = project.dbt_config or {}
+    asset_paths = {str((project.root / a.path).resolve()) for a in graph if a.path}
+    h = hashlib.sha256()
+    roots: list[Path] = []
+    for key, default in (("macro-paths", ["macros"]), ("model-paths", ["models"]),
+                         ("snapshot-paths", ["snapshots"])):
+        roots += project.dbt_paths(key, default)
+    roots.append(project.root / (cfg.get("packages-install-path") or "dbt_packages"))
+    for extra in ("dbt_project.yml", "packages.yml", "dependencies.yml"):
+        p = project.root / extra
+        if p.exists():
+            st = p.stat()
+            h.update(f"{extra}:{st.st_mtime_ns}:{st.st_size}\n".encode())
+    for root in roots:
+        if not root.is_dir():
+            continue
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            for name in sorted(filenames):
+                if not name.endswith((".sql", ".yml", ".yaml", ".py")):
+                    continue
+                full = os.path.join(dirpath, name)
+                if name.endswith(".sql") and full in asset_paths:
+                    continue  # the model's own text is in its key
+                st = os.stat(full)
+                h.update(f"{full}:{st.st_mtime_ns}:{st.st_size}\n".encode())
+    return h.hexdigest()
+
+
+def cache_key(project: Project, graph: AssetGraph, asset: Asset, files_digest: str, dbt_version: str) -> str:
+    h = hashlib.sha256()
+    parents = sorted((d, str(graph[d].relation)) for d in asset.deps if d in graph)
+    payload = {
+        "v": 1, "dbt": dbt_version, "uid": asset.unique_id, "raw": asset.raw_sql, "rel": str(asset.relation),
+        "config": asset.config, "parents": parents, "target": project.target, "vars": DBT_VARS,
+        "warehouse": [project.warehouse.type, project.warehouse.database, project.warehouse.schema],
+        "files": files_digest,
+    }
+    h.update(json.dumps(payload, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:32]
+
+
+def _scratch_profiles(project: Project) -> Path | None:
+    """A profiles.yml whose DuckDB path points at a scratch file named like the warehouse."""
+    wh = project.warehouse
+    if wh.type != "duckdb" or wh.path is None:
+        return None
+    import yaml
+
+    base = project.state_dir / "compile"
+    scratch_db = base / "db" / wh.path.name
+    scratch_db.parent.mkdir(parents=True, exist_ok=True)
+    output = {k: v for k, v in (wh.options or {}).items()}
+    output["type"] = "duckdb"
+    output["path"] = str(scratch_db)
+    output["threads"] = 1
+    target = project.target or "dev"
+    profile = project.profile_name or project.name
+    (base / "profiles.yml").write_text(
+        yaml.safe_dump({profile: {"target": target, "outputs": {target: output}}}), encoding="utf-8")
+    return base
+
+
+def _run_dbt_compile(project: Project, assets: list[Asset]) -> dict[str, str]:
+    """One `dbt compile` for `assets`; returns unique_id -> compiled SQL."""
+    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    from dbt.cli.main import dbtRunner
+
+    profiles_dir = _scratch_profiles(project) or project.profiles_dir
+    if profiles_dir is None:
+        raise ConfigError("no profiles.yml found for dbt compile; add one or pass --profiles-dir")
+    selectors = sorted({f"path:{a.path}" for a in assets if a.path})
+    args = [
+        "compile", "--project-dir", str(project.root), "--profiles-dir", str(profiles_dir),
+        "--target-path", str(project.state_dir / "compile" / "target"),
+        "--log-path", str(project.state_dir / "logs"),
+        "--vars", json.dumps(DBT_VARS), "--full-refresh", "--no-introspect",
+        "--log-level", "none", "--log-level-file", "none", "--quiet",
+        "--no-send-anonymous-usage-stats", "--no-version-check",
+        "--select", *selectors,
+    ]
+    if project.target:
+        args += ["--target", project.target]
+    result = dbtRunner().invoke(args)
+    if not result.success:
+        exc = result.exception
+        message = " ".join(str(exc).split())[:400] if exc else ""
+        if not message and result.result is not None:
+            errors = [f"{r.node.name}: {' '.join(str(r.message).split())[:200]}" for r in result.result
+                      if getattr(r, "status", None) in ("error", "fail")]
+            message = "; ".join(errors[:3])
+        raise UserError(f"dbt compile failed: {message or 'see dbt logs in ' + str(project.state_dir / 'logs')}")
+    out: dict[str, str] = {}
+    for res in result.result or []:
+        node = res.node
+        code = getattr(node, "compiled_code", None)
+        if code is not None:
+            out[node.unique_id] = code
+    return out
+
+
+def compiled_sql(project: Project, graph: AssetGraph, keys: Iterable[str]) -> dict[str, str]:
+    """Compiled SQL for `keys` (dbt models/snapshots compiled once, cached; raw SQL assets as written).
+
+    Window vars compile to sentinels (`sqlassets.windows.DBT_VARS`); `prepare_select` turns those into
+    typed literals per partition. Seeds, sources and externals have no SQL and are left out.
+    """
+    out: dict[str, str] = {}
+    need: dict[str, tuple[Asset, Path]] = {}
+    digest: str | None = None
+    version = ""
+    cache_dir = project.state_dir / CACHE_DIR
+    for key in keys:
+        asset = graph[key]
+        if asset.kind == "sql" or (asset.kind not in COMPILED_KINDS and asset.raw_sql):
+            if asset.raw_sql is not None:
+                out[key] = asset.raw_sql
+            continue
+        if asset.kind not in COMPILED_KINDS or asset.materialization == "ephemeral":
+            continue
+        if digest is None:
+            digest = _files_digest(project, graph)
+            version = _dbt_version()
+        path = cache_dir / f"{cache_key(project, graph, asset, digest, version)}.sql"
+        try:
+            out[key] = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            need[key] = (asset, path)
+    if need:
+        with _COMPILE_LOCK:
+            compiled = _run_dbt_compile(project, [a for a, _ in need.values()])
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        for key, (asset, path) in need.items():
+            code = compiled.get(asset.unique_id or "")
+            if code is None:
+                raise UserError(f"dbt compile returned no SQL for '{key}' ({asset.path}); is it enabled?")
+            tmp = path.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(code, encoding="utf-8")
+            os.replace(tmp, path)
+            out[key] = code
+    return out
+
+
+def compile_info(project: Project) -> dict[str, Any]:
+    """For `runs`/debugging: where the cache lives and how many entries it holds."""
+    d = project.state_dir / CACHE_DIR
+    return {"path": str(d), "entries": len(list(d.glob("*.sql"))) if d.is_dir() else 0}

@@ -1,0 +1,523 @@
+"""The executor: runs a `Plan` against the warehouse, unit by unit, in dependency order.
+
+A *unit* is one partition of one asset, or a batch of contiguous partitions written by one statement
+(`--batch-size`), or a whole unpartitioned asset. A unit waits only for the upstream units holding the
+partitions it maps to, so day 5 of a fact can start its downstream day 5 while day 6 is still loading.
+
+Guarantees:
+- a unit's data commits in one warehouse transaction, then (after blocking checks pass) the state store
+  records it done: a partition recorded done is always in the table; a crash in between only means the
+  partition is re-run (idempotently) next time;
+- a failed unit fails only itself and the units that depend on it; the rest of the run goes on;
+- transient errors (lock / write-write conflicts) are retried with exponential backoff;
+- Ctrl-C interrupts the statements in flight, rolls their transactions back and records the run as
+  interrupted; `sqlassets backfill resume ID` picks up from there.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlassets.errors import UserError
+from sqlassets.partitions import (
+    UNPARTITIONED,
+    TimePartitionsDef,
+    contiguous_batches,
+    map_partitions,
+)
+from sqlassets.planner import Plan, build_plan, identity
+from sqlassets.state import StateStore, UnitRecord
+
+if TYPE_CHECKING:
+    from sqlassets.adapters.base import Adapter
+    from sqlassets.check_results import CheckResult, PostMaterializeHook
+    from sqlassets.graph import AssetGraph
+    from sqlassets.model import Asset
+    from sqlassets.progress import Progress
+    from sqlassets.project import Project
+    from sqlassets.strategies import Materializer
+
+
+class Cancelled(Exception):
+    """The run is stopping (Ctrl-C): units not started are not run."""
+
+
+@dataclass
+class RunOptions:
+    concurrency: int = 1
+    batch_size: int = 1
+    full_refresh: bool = False
+    max_attempts: int = 3
+    backoff: float = 0.2
+    wait: bool = False
+
+
+@dataclass
+class Unit:
+    index: int
+    asset: str
+    keys: tuple[str, ...]
+    order: int
+    deps: set[int] = field(default_factory=set)
+    children: list[int] = field(default_factory=list)
+    parent_keys: dict[str, list[str]] = field(default_factory=dict)
+    status: str = "pending"
+
+
+@dataclass(frozen=True)
+class UnitResult:
+    unit: int
+    status: str  # done | failed | cancelled
+    started_at: float
+    finished_at: float
+    rows: int | None = None
+    attempts: int = 1
+    error: str | None = None
+    checks: tuple[CheckResult, ...] = ()
+
+
+@dataclass
+class RunSummary:
+    run_id: int | None
+    status: str
+    planned: int = 0
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    cancelled: int = 0
+    seconds: float = 0.0
+    failures: list[tuple[str, str, str]] = field(default_factory=list)
+    backfill_id: int | None = None
+
+    @property
+    def exit_code(self) -> int:
+        if self.status == "interrupted":
+            return 130
+        return 0 if self.failed == 0 and self.skipped == 0 else 1
+
+
+def one_line(exc: BaseException, limit: int = 400) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if not isinstance(exc, UserError):
+        text = f"{type(exc).__name__}: {text}"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+class Executor:
+    """Schedules units over a thread pool; the calling thread coordinates and writes the state store."""
+
+    def __init__(self, plan: Plan, graph: AssetGraph, adapter: Adapter, state: StateStore, run_id: int,
+                 materializers: dict[str, Materializer], *, options: RunOptions,
+                 hook: PostMaterializeHook | None = None, progress: Progress | None = None,
+                 before_write: Callable[[Asset, tuple[str, ...], int], None] | None = None) -> None:
+        self.plan = plan
+        self.graph = graph
+        self.adapter = adapter
+        self.state = state
+        self.run_id = run_id
+        self.materializers = materializers
+        self.options = options
+        self.hook = hook
+        self.progress = progress
+        self.before_write = before_write
+        self.stop = threading.Event()
+        self.units: list[Unit] = []
+        self._prepare_lock: dict[str, threading.Lock] = {k: threading.Lock() for k in materializers}
+        self._prepare_error: dict[str, str] = {}
+        self._mats = state.all_materializations({p for a in plan.to_run for p in graph[a.key].deps})
+        self._build_units()
+
+    # -- unit graph -----------------------------------------------------------------------------------
+    def _build_units(self) -> None:
+        from sqlassets.partitions import partitions_def
+
+        by_asset_key: dict[str, dict[str, int]] = {}
+        order = 0
+        for pa in self.plan.to_run:
+            asset = self.graph[pa.key]
+            pdef = partitions_def(asset)
+            mat = self.materializers[pa.key]
+            size = self.options.batch_size if mat.batchable else 1
+            key_index: dict[str, int] = {}
+            for batch in contiguous_batches(pdef, list(pa.keys), size):
+                unit = Unit(len(self.units), pa.key, batch, order)
+                order += 1
+                for parent in asset.deps:
+                    if parent not in self.graph or self.graph[parent].is_external:
+                        continue
+                    up_def = partitions_def(self.graph[parent])
+                    if pdef is None and up_def is None:
+                        up_keys = [UNPARTITIONED]
+                    elif identity(pdef, up_def):
+                        up_keys = list(batch)
+                    else:
+                        up_keys = map_partitions(pdef, list(batch) if pdef is not None else [], up_def)
+                    unit.parent_keys[parent] = up_keys
+                    idx = by_asset_key.get(parent)
+                    if idx:
+                        for uk in up_keys:
+                            j = idx.get(uk)
+                            if j is not None:
+                                unit.deps.add(j)
+                for k in batch:
+                    key_index[k] = unit.index
+                self.units.append(unit)
+            by_asset_key[pa.key] = key_index
+        for u in self.units:
+            for d in u.deps:
+                self.units[d].children.append(u.index)
+
+    # -- one unit (worker thread) ---------------------------------------------------------------------
+    def _run_unit(self, unit: Unit) -> UnitResult:
+        started = time.time()
+        asset = self.graph[unit.asset]
+        mat = self.materializers[unit.asset]
+        attempts = 0
+        session = None
+        while True:
+            attempts += 1
+            try:
+                if self.stop.is_set():
+                    raise Cancelled()
+                session = self.adapter.session()
+                self._prepare(unit.asset, mat, session, unit.keys)
+                if self.before_write is not None:
+                    self.before_write(asset, unit.keys, attempts)
+                outcome = mat.write(session, unit.keys)
+                break
+            except Cancelled:
+                return UnitResult(unit.index, "cancelled", started, time.time(), attempts=attempts)
+            except Exception as exc:  # noqa: BLE001 - every failure is recorded on the unit
+                if self.stop.is_set():
+                    return UnitResult(unit.index, "cancelled", started, time.time(), attempts=attempts,
+                                      error=one_line(exc))
+                if self.adapter.is_transient(exc) and attempts < self.options.max_attempts:
+                    time.sleep(self.options.backoff * (2 ** (attempts - 1)))
+                    continue
+                return UnitResult(unit.index, "failed", started, time.time(), attempts=attempts,
+                                  error=one_line(exc))
+        checks: list[CheckResult] = []
+        error = None
+        if self.hook is not None:
+            from sqlassets.partitions import partitions_def
+
+            pdef = partitions_def(asset)
+            for k in unit.keys:
+                window = None
+                if isinstance(pdef, TimePartitionsDef):
+                    window = pdef.window(k).iso()
+                try:
+                    results = list(self.hook(asset, k or None, window, self.adapter))
+                except Exception as exc:  # noqa: BLE001 - a crashing check blocks like a failing one
+                    from sqlassets.check_results import CheckResult
+
+                    results = [CheckResult(asset=asset.key, check="post-materialize hook", status="error",
+                                           partition=k or None, message=one_line(exc))]
+                checks.extend(results)
+            blocking = [r for r in checks if r.blocking]
+            if blocking:
+                first = blocking[0]
+                where = f" [{first.partition}]" if first.partition else ""
+                error = (f"blocking check failed: {first.check}{where} on {first.asset}"
+                         + (f": {first.message}" if first.message else "")
+                         + (f" (+{len(blocking) - 1} more)" if len(blocking) > 1 else ""))
+        status = "failed" if error else "done"
+        return UnitResult(unit.index, status, started, time.time(), rows=outcome.rows, attempts=attempts,
+                          error=error, checks=tuple(checks))
+
+    def _prepare(self, key: str, mat: Materializer, session: Any, keys: tuple[str, ...]) -> None:
+        if mat._prepared:
+            return
+        with self._prepare_lock[key]:
+            if key in self._prepare_error:
+                raise UserError(self._prepare_error[key])
+            if mat._prepared:
+                return
+            try:
+                mat.prepare(session, keys)
+            except UserError as exc:
+                self._prepare_error[key] = str(exc)
+                raise
+
+    # -- coordination (calling thread) ----------------------------------------------------------------
+    def run(self) -> RunSummary:
+        t0 = time.perf_counter()
+        summary = RunSummary(self.run_id, "success", planned=sum(len(u.keys) for u in self.units))
+        remaining = {u.index: len(u.deps) for u in self.units}
+        ready: list[tuple[int, int]] = [(u.order, u.index) for u in self.units if not u.deps]
+        heapq.heapify(ready)
+        running: dict[Future[UnitResult], int] = {}
+        running_assets: dict[str, int] = {}
+        deferred: list[tuple[int, int]] = []
+        serial = not self.adapter.supports_concurrent_writes
+        pool = ThreadPoolExecutor(max_workers=max(1, self.options.concurrency), thread_name_prefix="sqlassets")
+        interrupted = False
+        try:
+            while ready or running or deferred:
+                if self.stop.is_set():
+                    break
+                if deferred:
+                    for item in deferred:
+                        heapq.heappush(ready, item)
+                    deferred.clear()
+                while ready and len(running) < max(1, self.options.concurrency):
+                    item = heapq.heappop(ready)
+                    unit = self.units[item[1]]
+                    if serial and running_assets.get(unit.asset):
+                        deferred.append(item)
+                        continue
+                    running[pool.submit(self._run_unit, unit)] = unit.index
+                    running_assets[unit.asset] = running_assets.get(unit.asset, 0) + 1
+                if not running:
+                    if deferred:
+                        continue
+                    break
+                finished, _ = wait(list(running), timeout=0.25, return_when=FIRST_COMPLETED)
+                if self.progress is not None:
+                    self.progress.tick()
+                for fut in finished:
+                    idx = running.pop(fut)
+                    unit = self.units[idx]
+                    running_assets[unit.asset] -= 1
+                    result = fut.result()
+                    self._record(unit, result, summary)
+                    if result.status == "done":
+                        for c in unit.children:
+                            remaining[c] -= 1
+                            if remaining[c] == 0 and self.units[c].status == "pending":
+                                heapq.heappush(ready, (self.units[c].order, c))
+                    elif result.status == "failed":
+                        self._skip_downstream(unit, summary)
+        except KeyboardInterrupt:
+            interrupted = True
+            self.stop.set()
+            self.adapter.interrupt_all()
+            if self.progress is not None:
+                self.progress.message("interrupt: rolling back statements in flight...")
+            for fut, idx in list(running.items()):
+                try:
+                    result = fut.result()
+                except BaseException:  # noqa: BLE001
+                    continue
+                self._record(self.units[idx], result, summary)
+            running.clear()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        if interrupted or self.stop.is_set():
+            summary.status = "interrupted"
+        elif summary.failed or summary.skipped:
+            summary.status = "failed"
+        summary.cancelled = summary.planned - summary.done - summary.failed - summary.skipped
+        summary.seconds = time.perf_counter() - t0
+        return summary
+
+    def _record(self, unit: Unit, result: UnitResult, summary: RunSummary) -> None:
+        asset = self.graph[unit.asset]
+        unit.status = result.status
+        upstream = None
+        if result.status == "done" and unit.parent_keys:
+            upstream = {}
+            for parent, keys in unit.parent_keys.items():
+                mats = self._mats.get(parent, {})
+                best = max((m.materialized_at for k in keys if (m := mats.get(k)) and m.materialized_at),
+                           default=None)
+                if best is not None:
+                    upstream[parent] = best
+        batch = unit.index if len(unit.keys) > 1 else None
+        records = [UnitRecord(unit.asset, k, result.status, result.started_at, result.finished_at,
+                              rows=result.rows if len(unit.keys) == 1 else None, attempts=result.attempts,
+                              error=result.error, code_version=asset.code_version, upstream_versions=upstream,
+                              batch=batch) for k in unit.keys]
+        if len(unit.keys) > 1 and result.rows is not None and records:
+            # One statement wrote the batch: its row count goes on the first partition's step.
+            records[0] = UnitRecord(**{**records[0].__dict__, "rows": result.rows})
+        self.state.record_units(self.run_id, records)
+        if result.checks:
+            self.state.record_check_results(self.run_id, result.checks)
+        if result.status == "done":
+            summary.done += len(unit.keys)
+            mats = self._mats.setdefault(unit.asset, {})
+            from sqlassets.state import Materialization
+
+            for k in unit.keys:
+                mats[k] = Materialization(unit.asset, k, "done", self.run_id, asset.code_version, None,
+                                          result.finished_at, result.finished_at, None)
+        elif result.status == "failed":
+            summary.failed += len(unit.keys)
+            summary.failures.append((unit.asset, _label(unit.keys), result.error or ""))
+        if self.progress is not None:
+            self.progress.unit(unit.asset, unit.keys, result.status, result.rows,
+                               result.finished_at - result.started_at, result.error)
+
+    def _skip_downstream(self, unit: Unit, summary: RunSummary) -> None:
+        stack = list(unit.children)
+        now = time.time()
+        skipped: list[Unit] = []
+        while stack:
+            c = self.units[stack.pop()]
+            if c.status != "pending":
+                continue
+            c.status = "skipped"
+            skipped.append(c)
+            stack.extend(c.children)
+        if not skipped:
+            return
+        why = f"upstream {unit.asset} [{_label(unit.keys)}] failed"
+        records = [UnitRecord(s.asset, k, "skipped", now, now, error=why) for s in skipped for k in s.keys]
+        self.state.record_units(self.run_id, records)
+        for s in skipped:
+            summary.skipped += len(s.keys)
+            if self.progress is not None:
+                self.progress.unit(s.asset, s.keys, "skipped", None, 0.0, why)
+
+
+def _label(keys: Sequence[str]) -> str:
+    if keys == ("",) or not keys:
+        return "-"
+    return keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}"
+
+
+# -- orchestration: what `materialize` / `backfill` do ---------------------------------------------------
+
+@dataclass
+class RunRequest:
+    select: Sequence[str] | None = None
+    exclude: Sequence[str] | None = None
+    partitions: str | None = None
+    partition: str | None = None
+    mode: str = "missing"
+    dry_run: bool = False
+    backfill: bool = False
+    resume: int | None = None
+    command: str = ""
+    options: RunOptions = field(default_factory=RunOptions)
+
+
+def prepare_materializers(project: Project, graph: AssetGraph, plan: Plan, adapter: Adapter,
+                          full_refresh: bool) -> dict[str, Materializer]:
+    """Compile (cached) and parse every planned asset's SQL up front: bad SQL fails before any write."""
+    from sqlassets.compile import compiled_sql
+    from sqlassets.partitions import partitions_def
+    from sqlassets.strategies import Materializer
+    from sqlassets.windows import prepare_select
+
+    keys = [a.key for a in plan.to_run]
+    need_sql = [k for k in keys if graph[k].kind != "seed" and graph[k].materialization != "seed"]
+    sql = compiled_sql(project, graph, need_sql) if need_sql else {}
+    out: dict[str, Materializer] = {}
+    for k in keys:
+        asset = graph[k]
+        pdef = partitions_def(asset)
+        prepared = None
+        if k in need_sql:
+            if k not in sql:
+                raise UserError(f"asset '{k}' has no SQL to run")
+            prepared = prepare_select(asset, sql[k], graph, pdef=pdef)
+        out[k] = Materializer(asset, pdef, adapter, prepared, full_refresh=full_refresh, root=project.root)
+    return out
+
+
+def execute_request(project: Project, graph: AssetGraph, req: RunRequest, *,
+                    hook: PostMaterializeHook | None = None,
+                    hook_factory: Callable[[list[str]], PostMaterializeHook | None] | None = None,
+                    echo: Callable[[str], None] = print,
+                    progress_factory: Callable[[int], Progress] | None = None,
+                    before_write: Callable[[Asset, tuple[str, ...], int], None] | None = None,
+                    adapter: Adapter | None = None) -> tuple[Plan, RunSummary | None]:
+    """Plan, print the plan, and (unless --dry-run) run it with leases, state and progress."""
+    from sqlassets.adapters.base import adapter_for
+
+    state = StateStore(project.state_dir)
+    try:
+        state.reap_crashed()
+        backfill_id = req.resume
+        requested = None
+        if req.resume is not None:
+            bf = state.backfill(req.resume)
+            if bf is None:
+                raise UserError(f"no backfill {req.resume}; see `sqlassets backfill list`")
+            requested = {k: v for k, v in bf["requested"].items() if k in graph}
+            missing_assets = sorted(set(bf["requested"]) - set(requested))
+            if missing_assets:
+                echo(f"note: asset(s) no longer in the project: {', '.join(missing_assets)}")
+            opts = bf["options"]
+            req.options.concurrency = req.options.concurrency or opts.get("concurrency", 1)
+            selected = list(requested)
+        else:
+            selected = graph.select(req.select or None, req.exclude or None)
+            if not selected:
+                raise UserError("the selection matches no asset; see `sqlassets list --select ...`")
+        plan = build_plan(graph, selected, state, mode=req.mode, partitions=req.partitions,
+                          partition=req.partition, full_refresh=req.options.full_refresh, requested=requested)
+        for line in plan.lines(graph):
+            echo(line)
+        if req.dry_run:
+            return plan, None
+        if plan.empty:
+            if backfill_id is not None:
+                bf_run = state.start_run("backfill", command=req.command, options={}, backfill_id=backfill_id)
+                state.finish_run(bf_run, "success", planned=0, done=0, failed=0, skipped=0)
+            return plan, RunSummary(None, "success", backfill_id=backfill_id)
+        own_adapter = adapter is None
+        adapter = adapter or adapter_for(project.warehouse, wait=req.options.wait)
+        materializers = prepare_materializers(project, graph, plan, adapter, req.options.full_refresh)
+        if hook is None and hook_factory is not None:
+            hook = hook_factory([a.key for a in plan.to_run])
+        options_json = {"concurrency": req.options.concurrency, "batch_size": req.options.batch_size,
+                        "mode": plan.mode, "full_refresh": req.options.full_refresh,
+                        "select": list(req.select or []), "partitions": req.partitions or req.partition}
+        if req.backfill and backfill_id is None:
+            backfill_id = state.create_backfill(" ".join(req.select or []) or "*", plan.requested(), options_json)
+            echo(f"backfill {backfill_id}: {plan.total} partition(s); resume with `sqlassets backfill resume "
+                 f"{backfill_id}`")
+        kind = "backfill" if backfill_id is not None else "materialize"
+        run_id = state.start_run(kind, command=req.command, options=options_json, backfill_id=backfill_id)
+        summary: RunSummary | None = None
+        try:
+            waited = state.acquire_leases([a.key for a in plan.to_run], run_id, backfill_id=backfill_id,
+                                          wait=req.options.wait, on_wait=echo)
+            if waited:
+                # The run we waited for may have written what we planned: plan again, keep only that.
+                plan = build_plan(graph, selected, state, mode=req.mode, partitions=req.partitions,
+                                  partition=req.partition, full_refresh=req.options.full_refresh,
+                                  requested=requested if requested is not None else plan.requested())
+                echo(f"after waiting: {plan.total} unit(s) still to run")
+            if req.options.full_refresh:
+                for a in plan.to_run:
+                    if materializers[a.key].strategy in ("partition_replace", "merge", "append"):
+                        state.forget_asset(a.key)
+            progress = progress_factory(plan.total) if progress_factory else None
+            try:
+                adapter.open()
+                ex = Executor(plan, graph, adapter, state, run_id, materializers, options=req.options, hook=hook,
+                              progress=progress, before_write=before_write)
+                summary = ex.run()
+            finally:
+                if progress is not None:
+                    progress.close()
+                if own_adapter:
+                    adapter.close()
+            summary.backfill_id = backfill_id
+            for asset, keys, error in summary.failures[:20]:
+                state.log(run_id, "error", f"{asset} [{keys}]: {error}")
+            return plan, summary
+        except BaseException as exc:
+            if summary is None:
+                status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+                state.log(run_id, "error", one_line(exc))
+                state.finish_run(run_id, status, planned=plan.total, done=0, failed=0, skipped=0)
+            raise
+        finally:
+            if summary is not None:
+                state.finish_run(run_id, summary.status, planned=summary.planned, done=summary.done,
+                                 failed=summary.failed, skipped=summary.skipped)
+            else:
+                state.release_leases(run_id)
+    finally:
+        state.close()

@@ -1,0 +1,202 @@
+"""The planner: which (asset, partition) pairs a run writes, and why. Pure: reads the graph and the state.
+
+Modes (what a user asks for):
+- `missing` (default): partitions never written, or whose last attempt failed;
+- `stale`: those, plus partitions whose code version changed or whose upstream partitions (as mapped
+  by `sqlassets.partitions.map_partitions`) were materialized after them;
+- `all`: every partition in range.
+In every mode, a selected asset is also planned where an upstream partition it reads is planned in the
+same run (dbt and Dagster build downstream after upstream), and dbt microbatch `lookback` re-runs the
+`lookback` partitions before the first missing one when no explicit range is given.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlassets.errors import PartitionError, UserError
+from sqlassets.partitions import (
+    UNPARTITIONED,
+    PartitionsDef,
+    TimePartitionsDef,
+    compress_keys,
+    map_partitions,
+    partitions_def,
+    select_keys,
+)
+from sqlassets.strategies import _strategy_name
+
+if TYPE_CHECKING:
+    from sqlassets.graph import AssetGraph
+    from sqlassets.state import Materialization, StateStore
+
+MODES = ("missing", "stale", "all")
+SKIP_KINDS = {"source": "source (observed, not built)", "external": "external table (observed, not built)"}
+
+
+@dataclass(frozen=True)
+class PlannedAsset:
+    key: str
+    strategy: str
+    partitioned: bool
+    keys: tuple[str, ...]
+    reasons: tuple[tuple[str, int], ...] = ()
+    skipped: str | None = None
+
+    @property
+    def count(self) -> int:
+        return len(self.keys)
+
+
+@dataclass(frozen=True)
+class Plan:
+    mode: str
+    assets: tuple[PlannedAsset, ...]
+    full_refresh: bool = False
+    partition_spec: str | None = None
+
+    @property
+    def to_run(self) -> tuple[PlannedAsset, ...]:
+        return tuple(a for a in self.assets if a.keys and a.skipped is None)
+
+    @property
+    def total(self) -> int:
+        return sum(len(a.keys) for a in self.to_run)
+
+    @property
+    def empty(self) -> bool:
+        return self.total == 0
+
+    def requested(self) -> dict[str, list[str]]:
+        return {a.key: list(a.keys) for a in self.to_run}
+
+    def lines(self, graph: AssetGraph) -> list[str]:
+        """The plan as printed before a run (and alone with --dry-run)."""
+        runs = self.to_run
+        parts = sum(1 for a in runs if a.partitioned)
+        head = (f"Plan ({self.mode}{', full refresh' if self.full_refresh else ''}): {len(runs)} asset(s), "
+                f"{self.total} unit(s)" + (f" across {parts} partitioned asset(s)" if parts else ""))
+        if not runs:
+            return [head, "  nothing to do: every selected partition is done"
+                    + (" (use --stale or --all to rebuild)" if self.mode == "missing" else "")]
+        width = max(len(a.key) for a in runs)
+        out = [head]
+        for a in runs:
+            pdef = partitions_def(graph[a.key]) if a.partitioned else None
+            why = ", ".join(f"{n} {r}" for r, n in a.reasons)
+            what = compress_keys(pdef, list(a.keys)) if a.partitioned else "(whole asset)"
+            out.append(f"  {a.key:<{width}}  {a.strategy:<17} {len(a.keys):>5}  {what}  [{why}]")
+        skipped = [a for a in self.assets if a.skipped]
+        if skipped:
+            out.append("  skipped: " + ", ".join(f"{a.key} ({a.skipped})" for a in skipped[:8])
+                       + (f" and {len(skipped) - 8} more" if len(skipped) > 8 else ""))
+        return out
+
+
+def upstream_stamp(mats: Mapping[str, Materialization], keys: Sequence[str]) -> float | None:
+    """Latest successful write among `keys` of one upstream asset."""
+    best: float | None = None
+    for k in keys:
+        m = mats.get(k)
+        if m is not None and m.materialized_at is not None and (best is None or m.materialized_at > best):
+            best = m.materialized_at
+    return best
+
+
+def identity(down: PartitionsDef | None, up: PartitionsDef | None) -> bool:
+    return (isinstance(down, TimePartitionsDef) and isinstance(up, TimePartitionsDef) and down.grain == up.grain
+            and down.timezone == up.timezone) or (down is None and up is None)
+
+
+def build_plan(graph: AssetGraph, selected: Sequence[str], state: StateStore, *, mode: str = "missing",
+               partitions: str | None = None, partition: str | None = None, full_refresh: bool = False,
+               requested: Mapping[str, Sequence[str]] | None = None, now: datetime | None = None) -> Plan:
+    """Plan a run over `selected` asset keys (topological order)."""
+    if mode not in MODES:
+        raise UserError(f"unknown mode '{mode}'; use one of {', '.join(MODES)}")
+    if partitions is not None and partition is not None:
+        raise PartitionError("pass either --partitions START..END or --partition KEY, not both")
+    spec = partition if partition is not None else partitions
+    effective_mode = "all" if full_refresh else mode
+    order = graph.sort(selected)
+    mats_all = state.all_materializations(set(order) | {p for k in order for p in graph[k].deps})
+    planned: dict[str, set[str]] = {}
+    out: list[PlannedAsset] = []
+    any_partitioned = False
+    for key in order:
+        asset = graph[key]
+        if asset.is_external:
+            out.append(PlannedAsset(key, "-", False, (), skipped=SKIP_KINDS.get(asset.kind, asset.kind)))
+            continue
+        if asset.materialization == "ephemeral":
+            out.append(PlannedAsset(key, "ephemeral", False, (), skipped="ephemeral (inlined into dependents)"))
+            continue
+        if asset.materialization == "snapshot" or asset.kind == "snapshot":
+            out.append(PlannedAsset(key, "-", False, (), skipped="snapshot (run `dbt snapshot`)"))
+            continue
+        pdef = partitions_def(asset)
+        strategy = _strategy_name(asset, pdef)
+        if requested is not None:
+            if key not in requested:
+                continue
+            candidates = list(requested[key])
+        elif pdef is not None:
+            any_partitioned = True
+            try:
+                candidates = select_keys(pdef, spec, single=partition is not None, now=now)
+            except PartitionError as exc:
+                raise PartitionError(f"asset '{key}': {exc}") from None
+        else:
+            candidates = [UNPARTITIONED]
+        mats = mats_all.get(key, {})
+        parents = [p for p in asset.deps if p in graph and not graph[p].is_external]
+        parent_defs = {p: partitions_def(graph[p]) for p in parents}
+        reasons: Counter[str] = Counter()
+        chosen: list[str] = []
+        for k in candidates:
+            m = mats.get(k)
+            reason = None
+            if effective_mode == "all":
+                reason = "requested" if not full_refresh else "full refresh"
+            elif m is not None and m.status == "failed":
+                reason = "failed"
+            elif m is None or m.materialized_at is None:
+                reason = "missing"
+            elif effective_mode == "stale" and asset.code_version and m.code_version != asset.code_version:
+                reason = "code changed"
+            else:
+                for p in parents:
+                    up_keys = [k] if identity(pdef, parent_defs[p]) else map_partitions(
+                        pdef, [k] if pdef is not None else [], parent_defs[p], now)
+                    if planned.get(p) and any(u in planned[p] for u in up_keys):
+                        reason = "upstream rebuilt"
+                        break
+                    if effective_mode == "stale":
+                        stamp = upstream_stamp(mats_all.get(p, {}), up_keys)
+                        if stamp is not None and m.materialized_at is not None and stamp > m.materialized_at:
+                            reason = "upstream newer"
+                            break
+            if reason is not None:
+                reasons[reason] += 1
+                chosen.append(k)
+        lookback = getattr(pdef, "lookback", 0)
+        if (lookback and chosen and spec is None and requested is None and effective_mode != "all"
+                and isinstance(pdef, TimePartitionsDef)):
+            all_keys = pdef.keys(now)
+            pos = {kk: i for i, kk in enumerate(all_keys)}
+            first = pos.get(chosen[0])
+            if first:
+                extra = [kk for kk in all_keys[max(0, first - lookback):first] if kk not in set(chosen)]
+                if extra:
+                    reasons["lookback"] += len(extra)
+                    chosen = sorted(set(chosen) | set(extra), key=pos.__getitem__)
+        planned[key] = set(chosen)
+        out.append(PlannedAsset(key, strategy, pdef is not None, tuple(chosen),
+                                tuple(sorted(reasons.items(), key=lambda r: -r[1]))))
+    if spec is not None and requested is None and not any_partitioned:
+        raise PartitionError("no selected asset is partitioned; drop --partitions/--partition or select one")
+    return Plan(effective_mode if not full_refresh else "all", tuple(out), full_refresh, spec)

@@ -1,0 +1,98 @@
+"""`materialize`, `backfill` (resume, list), `status`, `runs` through the real CLI entry point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import invoke, tree
+from run_support import make_project, run_cli
+
+
+def cli(root: Path, *args: str):
+    return invoke(["--project", str(root), *args])
+
+
+def test_materialize_dry_run_status_and_runs(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "p")
+    r = cli(root, "materialize", "--select", "daily", "--partitions", "2024-01-01..2024-01-05", "--dry-run")
+    assert r.exit_code == 0, r.stderr
+    assert "daily  partition_replace     5  2024-01-01..2024-01-05  [5 missing]" in r.stdout
+    assert not (root / ".sqlassets" / "state.db").exists() or cli(root, "runs").stdout.startswith("no runs")
+    r = cli(root, "materialize", "--select", "daily", "--partitions", "2024-01-01..2024-01-05")
+    assert r.exit_code == 0, r.stderr
+    assert "run 1 success" in r.stdout and "5 done" in r.stdout
+    r = cli(root, "status")
+    assert r.exit_code == 0
+    line = next(ln for ln in r.stdout.splitlines() if ln.startswith("daily"))
+    assert line.split()[1] == "█████" + "·" * 26 and line.split()[2:6] == ["5", "0", "26", "0"]
+    data = json.loads(cli(root, "status", "--output", "json", "--select", "daily").stdout)
+    assert data[0]["counts"] == {"done": 5, "failed": 0, "missing": 26, "stale": 0}
+    assert data[0]["missing"] == "2024-01-06..2024-01-31"
+    r = cli(root, "runs")
+    assert "materialize" in r.stdout and "success" in r.stdout
+    r = cli(root, "runs", "1", "--steps")
+    assert "daily: 5 done" in r.stdout and "[2024-01-03]" in r.stdout
+
+
+def test_backfill_list_and_resume(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "p", bad_day=2, monthly=False, summary=False)
+    r = cli(root, "backfill", "--select", "daily", "--partitions", "2024-01-01..2024-01-10")
+    assert r.exit_code == 1
+    assert "backfill 1: 10 partition(s)" in r.stdout and "failed daily [2024-01-03]" in r.stderr
+    assert "sqlassets backfill resume 1" in r.stderr
+    r = cli(root, "backfill", "list")
+    assert r.stdout.splitlines()[1].split()[:6] == ["1", r.stdout.splitlines()[1].split()[1],
+                                                     r.stdout.splitlines()[1].split()[2], "failed", "9/10", "1"]
+    from run_support import fix_bad_data
+
+    fix_bad_data(root)
+    r = cli(root, "backfill", "resume", "1")
+    assert r.exit_code == 0, r.stderr
+    assert "daily  partition_replace     1  2024-01-03  [1 failed]" in r.stdout
+    assert " 10/10" in cli(root, "backfill", "list").stdout
+    r = cli(root, "backfill", "resume", "1")
+    assert "nothing to do" in r.stdout and r.exit_code == 0
+    r = cli(root, "backfill", "resume", "42")
+    assert r.exit_code == 2 and "no backfill 42" in r.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--partitions", "2024-01-01'; DROP TABLE raw.events; --"], "bad"),
+    (["--partitions", "2024-01-05..2024-01-01"], "backwards"),
+    (["--partitions", "2023-12-01..2024-01-02"], "outside"),
+    (["--partition", "2024-02-30"], "not a real date"),
+    (["--partition", "2024-01-01..2024-01-02"], "one key"),
+    (["--partitions", "2024-01-01", "--partition", "2024-01-02"], "not both"),
+    (["--select", "summary", "--partitions", "2024-01-01"], "no selected asset is partitioned"),
+    (["--select", "nope"], "nope"),
+    (["--concurrency", "0"], "0"),
+])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path: Path, args, message) -> None:
+    root = make_project(tmp_path / "p")
+    before = tree(root)
+    for cmd in (["materialize"], ["backfill"]):
+        r = cli(root, *cmd, *args)
+        assert r.exit_code == 2, (cmd, args, r.stdout, r.stderr)
+        assert message in r.stderr
+        assert len(r.stderr.strip().splitlines()) <= 4 and "Traceback" not in r.stderr  # click usage errors: 4
+    after = tree(root)
+    assert {k: v for k, v in after.items() if not k.startswith(".sqlassets")} == before
+    # a state dir may be created, but it records no run, backfill or partition
+    if (root / ".sqlassets" / "state.db").exists():
+        import sqlite3
+
+        con = sqlite3.connect(root / ".sqlassets" / "state.db")
+        assert con.execute("select count(*) from runs").fetchone()[0] == 0
+        assert con.execute("select count(*) from backfills").fetchone()[0] == 0
+        assert con.execute("select count(*) from materializations").fetchone()[0] == 0
+
+
+def test_real_process_exit_codes(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "p", monthly=False, summary=False, days=3)
+    r = run_cli(root, "materialize", "--partitions", "2024-01-01..2024-01-03")
+    assert r.returncode == 0 and "run 1 success" in r.stdout
+    assert "[3/3] done    daily [2024-01-03]" in r.stderr  # plain lines when not a TTY
+    r = run_cli(root, "materialize", "--partition", "x' or 1=1 --")
+    assert r.returncode == 2 and r.stderr.startswith("error: asset 'daily': bad")
