@@ -79,8 +79,10 @@ def _matches(atom: Atom, asset: Asset) -> bool:
         if "/" in value or value.endswith(".sql"):
             return _path_match(value, asset.path)
         names = {asset.key, asset.name}
+        if asset.package and asset.key.startswith(asset.package + "."):
+            names.add(asset.key[len(asset.package) + 1:])  # package-qualified on a clash: dbt selects both
         if asset.version is not None:
-            names.add(asset.key.rsplit(".v", 1)[0])  # `dim_customers` selects every version
+            names |= {n.rsplit(".v", 1)[0] for n in tuple(names)}  # `dim_customers` selects every version
         return any(fnmatchcase(n, value) for n in names)
     if method == "tag":
         return any(fnmatchcase(t, value) for t in asset.tags)
@@ -127,7 +129,8 @@ def _eval_atom(graph: AssetGraph, atom: Atom) -> set[str]:
         if atom.down is not None or atom.at:
             down = graph.downstream(key, None if atom.down is None or atom.down < 0 else atom.down)
             out |= down
-            if atom.at:
+            if atom.at:  # dbt's @: the node, its descendants, and all their ancestors
+                out |= graph.upstream(key)
                 for d in down:
                     out |= graph.upstream(d)
     return out

@@ -93,9 +93,15 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:
+        # One line like every other user error; `sqlassets COMMAND --help` has the usage.
+        hint = f" (see 'sqlassets {exc.ctx.command_path.split(' ', 1)[1]} --help')" if exc.ctx and " " in \
+            exc.ctx.command_path else " (see 'sqlassets --help')"
+        click.echo(f"error: {exc.format_message()}{hint}", err=True)
+        sys.exit(2)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(2 if exc.exit_code == 1 or isinstance(exc, click.UsageError) else exc.exit_code)
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(2 if exc.exit_code == 1 else exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:

@@ -12,6 +12,7 @@ disabled nodes are left out (dbt keeps them outside `nodes`).
 from __future__ import annotations
 
 import csv
+import gc
 import hashlib
 import os
 import re
@@ -92,52 +93,62 @@ def _manifest_is_fresh(project: Project, path: Path) -> bool:
         return False
     if path.stat().st_mtime < _project_files_mtime(project):
         return False
-    # A manifest we parsed for another target has other relations: parse again for this one.
+    # A manifest we parsed for another target has other relations: parse again for this one. A
+    # manifest rewritten since (the user ran dbt compile/run/build) is the user's own and is trusted.
     stamp = _stamp_path(project)
     if stamp.exists() and project.target is not None:
         try:
             recorded = orjson.loads(stamp.read_bytes())
         except orjson.JSONDecodeError:
-            return False
-        if recorded.get("target") != project.target or recorded.get("manifest_mtime") != path.stat().st_mtime:
+            return True
+        if recorded.get("manifest_mtime") == path.stat().st_mtime and recorded.get("target") != project.target:
             return False
     return True
 
 
-def _fallback_profiles_dir(project: Project) -> Path:
-    """Zero configuration: a project with no profiles.yml gets a DuckDB profile in the state dir."""
-    pdir = project.state_dir / "profiles"
-    pdir.mkdir(parents=True, exist_ok=True)
+def _write_fallback_profile(project: Project, pdir: Path) -> None:
+    """Zero configuration: a project with no profiles.yml gets a DuckDB profile for the parse."""
     db = project.warehouse.path or (project.state_dir / "warehouse.duckdb")
     text = (
         f"{project.profile_name}:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n"
         f"      path: {orjson.dumps(str(db)).decode()}\n      threads: 1\n"
     )
     (pdir / "profiles.yml").write_text(text, encoding="utf-8")
-    return pdir
 
 
 def run_dbt_parse(project: Project) -> Path:
-    """Run `dbt parse` in-process and return the manifest path. Errors become one-line ConfigErrors."""
+    """Run `dbt parse` in-process and return the manifest path. Errors become one-line ConfigErrors.
+
+    dbt's logs (and a fallback profile) go to a temporary folder, so a failed parse leaves nothing
+    behind but what dbt itself writes under target/.
+    """
+    import tempfile
+
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     from dbt.cli.main import dbtRunner  # heavy: only on the slow path
 
-    profiles_dir = project.profiles_dir or _fallback_profiles_dir(project)
-    args = [
-        "parse",
-        "--project-dir", str(project.root),
-        "--profiles-dir", str(profiles_dir),
-        "--log-path", str(project.state_dir / "logs"),
-        "--log-level", "none",
-        "--log-level-file", "none",
-        "--no-send-anonymous-usage-stats",
-        "--no-version-check",
-        "--quiet",
-    ]
-    if project.target:
-        args += ["--target", project.target]
-    result = dbtRunner().invoke(args)
+    with tempfile.TemporaryDirectory(prefix="sqlassets-dbt-") as tmp:
+        profiles_dir = project.profiles_dir
+        if profiles_dir is None:
+            profiles_dir = Path(tmp)
+            _write_fallback_profile(project, profiles_dir)
+        args = [
+            "parse",
+            "--project-dir", str(project.root),
+            "--profiles-dir", str(profiles_dir),
+            "--log-path", str(Path(tmp) / "logs"),
+            "--log-level", "none",
+            "--log-level-file", "none",
+            "--no-send-anonymous-usage-stats",
+            "--no-version-check",
+            "--quiet",
+        ]
+        if project.profile_name:
+            args += ["--profile", project.profile_name]
+        if project.target:
+            args += ["--target", project.target]
+        result = dbtRunner().invoke(args)
     if not result.success:
         exc = result.exception
         message = " ".join(str(exc).split()) if exc else "dbt parse failed"
@@ -338,4 +349,17 @@ def assets_from_manifest(manifest: dict[str, Any], root: Path) -> list[Asset]:
 
 
 def load_dbt_assets(project: Project) -> list[Asset]:
-    return assets_from_manifest(load_manifest(project), project.root)
+    """The project's dbt assets.
+
+    The manifest becomes millions of small objects; with the cyclic GC on, building 5,000 assets
+    re-scans them over and over (half the load time), though they hold no cycles. So GC is paused
+    while loading. (Not `gc.freeze()`: objects frozen after duckdb's import trip nanobind's leak
+    report at exit.)
+    """
+    gc_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return assets_from_manifest(load_manifest(project), project.root)
+    finally:
+        if gc_enabled:
+            gc.enable()
