@@ -1,0 +1,279 @@
+"""Build the project-wide column graph: SQL per asset -> schemas in topological order -> lineage.
+
+Flow (data flows one way: this reads the `AssetGraph`, never changes it):
+1. each asset's SQL: the manifest's compiled code, a raw SQL file's text, or `sqlassets.compile`
+   for dbt models the manifest has not compiled; sources, seeds and external tables have none;
+2. the warehouse catalog if a DuckDB file is there (read-only; optional);
+3. assets in dependency waves: each asset is qualified against its parents' column lists; a cache
+   hit (same SQL, same parent schemas) skips the work; misses run inline, or with `workers > 1` on
+   a fork-based process pool per wave (qualify is CPU-bound and the GIL would serialize threads);
+4. `ColumnGraph.build` over all records.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import marshal
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlassets.errors import UserError
+from sqlassets.graph import AssetGraph
+from sqlassets.lineage.cache import LineageCache, fingerprint
+from sqlassets.lineage.graph import ColumnGraph
+from sqlassets.lineage.result import AssetLineage
+from sqlassets.lineage.schema import (
+    SNAPSHOT_COLUMNS,
+    SchemaRegistry,
+    declared_columns,
+    lookup_in,
+    read_catalog,
+    relation_index,
+)
+from sqlassets.model import Asset
+from sqlassets.project import Project
+
+_NO_SQL_KINDS = ("source", "seed", "external")
+# Misses below this many per wave run inline: starting workers costs more than it saves.
+_POOL_MIN_TASKS = 40
+_INDEX: dict[str, str] = {}
+
+
+@dataclass
+class BuildStats:
+    assets: int = 0
+    sql_assets: int = 0
+    computed: int = 0
+    from_cache: int = 0
+    seconds: float = 0.0
+    workers: int = 1
+    catalog: str = ""
+    no_sql: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class LineageBuild:
+    columns: ColumnGraph
+    stats: BuildStats
+
+
+def _has_jinja(sql: str) -> bool:
+    return "{{" in sql or "{%" in sql
+
+
+def collect_sql(project: Project | None, graph: AssetGraph) -> tuple[dict[str, str], dict[str, str]]:
+    """(SQL by asset key, reason by asset key for SQL assets whose SQL cannot be had)."""
+    sql: dict[str, str] = {}
+    missing: dict[str, str] = {}
+    need_compile: list[str] = []
+    for asset in graph:
+        if asset.kind in _NO_SQL_KINDS:
+            continue
+        if asset.compiled_sql:
+            sql[asset.key] = asset.compiled_sql
+        elif asset.raw_sql and not _has_jinja(asset.raw_sql):
+            sql[asset.key] = asset.raw_sql
+        elif asset.raw_sql:
+            need_compile.append(asset.key)
+        else:
+            missing[asset.key] = "no SQL in the manifest"
+    if need_compile:
+        why = "no compiled SQL in the manifest; run 'dbt compile'"
+        compiled: dict[str, str] = {}
+        if project is not None:
+            try:
+                from sqlassets.compile import compiled_sql
+            except ImportError:
+                compiled_sql = None
+            if compiled_sql is not None:
+                try:
+                    compiled = compiled_sql(project, graph, need_compile) or {}
+                except UserError as exc:
+                    why = f"could not compile: {exc}"
+        for key in need_compile:
+            if compiled.get(key):
+                sql[key] = compiled[key]
+            else:
+                missing[key] = why
+    return sql, missing
+
+
+def resolve_asset(key: str, kind: str, sql: str, dialect: str, tables: dict[str, Sequence[str] | None],
+                  index: dict[str, str]) -> AssetLineage:
+    """One asset's lineage record; every failure becomes a reason on the record, never an exception."""
+    from sqlassets.lineage.resolve import ResolveError, resolve_query
+
+    try:
+        q = resolve_query(sql, dialect, tables, lambda parts: lookup_in(index, parts))
+    except ResolveError as exc:
+        return AssetLineage(key, (), unresolved={"*": str(exc)}, origin="unknown")
+    except RecursionError:
+        return AssetLineage(key, (), unresolved={"*": "query nests too deeply to follow"}, origin="unknown")
+    except Exception as exc:  # sqlglot internals on SQL we did not foresee: report, never crash
+        msg = str(exc).splitlines()[0] if str(exc) else ""
+        return AssetLineage(key, (), unresolved={"*": f"lineage failed ({type(exc).__name__}: {msg[:160]})"},
+                            origin="unknown")
+    columns = list(q.columns)
+    if kind == "snapshot":
+        columns += [c for c in SNAPSHOT_COLUMNS if c not in q.edges]
+    edges = tuple((col, a, c, k) for col in q.columns for (a, c), k in sorted(q.edges[col].items()))
+    return AssetLineage(
+        key,
+        tuple(columns),
+        edges,
+        q.unresolved,
+        q.notes,
+        tuple(q.reads),
+        {k: tuple(sorted(v)) for k, v in q.inferred.items()},
+        origin="sql",
+        parsed=True,
+    )
+
+
+def _run_chunk(tasks: list[tuple]) -> list[tuple]:
+    """Worker entry point: the relation index was inherited through fork."""
+    return [resolve_asset(*t, _INDEX).to_plain() for t in tasks]
+
+
+def _levels(graph: AssetGraph, keys: Sequence[str]) -> list[list[str]]:
+    level: dict[str, int] = {}
+    waves: list[list[str]] = []
+    for key in keys:
+        lv = 1 + max((level[d] for d in graph[key].deps if d in level), default=-1)
+        level[key] = lv
+        if lv == len(waves):
+            waves.append([])
+        waves[lv].append(key)
+    return waves
+
+
+def _fallback_columns(asset: Asset, catalog: dict[str, tuple[str, ...]]) -> tuple[tuple[str, ...] | None, str]:
+    cols = declared_columns(asset)
+    if cols is not None:
+        return cols, "declared"
+    if asset.key in catalog:
+        return catalog[asset.key], "catalog"
+    return None, "unknown"
+
+
+def build_lineage(project: Project | None, graph: AssetGraph, *, use_cache: bool = True,
+                  workers: int | None = None, cache: LineageCache | None = None) -> LineageBuild:
+    """The column graph of the whole project (cached in the project's state dir).
+
+    The cyclic garbage collector is paused meanwhile: building ~10^5 tuples and lists (cache load,
+    adjacency lists) otherwise triggers repeated full collections that cost more than the work.
+    Nothing here makes reference cycles that must be collected promptly.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _build_lineage(project, graph, use_cache=use_cache, workers=workers, cache=cache)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _build_lineage(project: Project | None, graph: AssetGraph, *, use_cache: bool, workers: int | None,
+                   cache: LineageCache | None) -> LineageBuild:
+    global _INDEX
+    started = time.perf_counter()
+    stats = BuildStats(assets=len(graph))
+    sql, missing = collect_sql(project, graph)
+    stats.sql_assets = len(sql)
+    stats.no_sql = missing
+    catalog, stats.catalog = read_catalog(project, graph)
+    if cache is None:
+        cache = LineageCache.for_state_dir(project.state_dir if (use_cache and project is not None) else None)
+    index = relation_index(graph)
+    registry = SchemaRegistry()
+    records: dict[str, AssetLineage] = {}
+    if workers is None:
+        # In-process by default: on the 2-core target machine a fork pool measured slower (wave
+        # barriers, pickling, other load); bench/bench_lineage.py prints both side by side.
+        workers = 1
+    pool = None
+
+    def finish(asset: Asset, rec: AssetLineage) -> None:
+        records[asset.key] = rec
+        if rec.origin == "sql" and "*" not in rec.unresolved:
+            registry.set(asset.key, rec.columns)
+            return
+        cols, origin = _fallback_columns(asset, catalog)
+        if rec.origin == "sql" and cols is not None:
+            # `select *` over unknown columns: the declared / catalog list stands in for the rest.
+            extra = tuple(c for c in cols if c not in rec.columns)
+            unresolved = {**rec.unresolved, **dict.fromkeys(extra, rec.unresolved["*"])}
+            rec = AssetLineage(rec.key, rec.columns + extra, rec.edges, unresolved, rec.notes, rec.reads,
+                               rec.inferred, rec.origin, rec.parsed)
+            records[asset.key] = rec
+            registry.set(asset.key, rec.columns)
+        elif rec.origin != "sql":
+            rec.columns = cols or ()
+            rec.origin = origin
+            registry.set(asset.key, cols)
+        else:
+            registry.set(asset.key, None)
+
+    try:
+        for wave in _levels(graph, graph.topo_order):
+            todo: list[tuple[Asset, str, tuple]] = []
+            for key in wave:
+                asset = graph[key]
+                if key not in sql:
+                    reason = missing.get(key)
+                    rec = AssetLineage(key, (), unresolved={"*": reason} if reason else {}, origin="declared")
+                    finish(asset, rec)
+                    continue
+                tables = registry.tables_for(asset)
+                fp = fingerprint(sql[key], asset.dialect, {d: registry.fingerprint(d) for d in asset.deps})
+                hit = cache.get(key, fp)
+                if hit is not None:
+                    stats.from_cache += 1
+                    finish(asset, hit)
+                    continue
+                todo.append((asset, fp, (key, asset.kind, sql[key], asset.dialect, tables)))
+            if not todo:
+                continue
+            stats.computed += len(todo)
+            if workers > 1 and len(todo) >= _POOL_MIN_TASKS:
+                if pool is None:
+                    import multiprocessing
+                    from concurrent.futures import ProcessPoolExecutor
+
+                    _INDEX = index
+                    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
+                    stats.workers = workers
+                size = max(4, -(-len(todo) // (workers * 4)))
+                chunks = [todo[i:i + size] for i in range(0, len(todo), size)]
+                futures = [pool.submit(_run_chunk, [t for _, _, t in chunk]) for chunk in chunks]
+                results = []
+                for chunk, fut in zip(chunks, futures, strict=True):
+                    results.extend(zip(chunk, fut.result(), strict=True))
+                for (asset, fp, _), plain in results:
+                    rec = AssetLineage.from_plain(plain)
+                    cache.put(asset.key, fp, rec)
+                    finish(asset, rec)
+            else:
+                for asset, fp, task in todo:
+                    rec = resolve_asset(*task, index)
+                    cache.put(asset.key, fp, AssetLineage.from_plain(rec.to_plain()))
+                    finish(asset, rec)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+            _INDEX = {}
+    cache.prune(graph.topo_order)
+    cache.save()
+    ordered = [records[k] for k in graph.topo_order]
+    # The column graph is a pure function of the records: reuse the stored one when they all match.
+    signature = hashlib.blake2b(marshal.dumps([r.to_plain() for r in ordered]), digest_size=16).hexdigest()
+    plain = cache.load_graph(signature)
+    if plain is not None:
+        columns = ColumnGraph.from_plain(plain, {r.key: r for r in ordered})
+    else:
+        columns = ColumnGraph.build(ordered)
+        cache.save_graph(signature, columns.to_plain())
+    stats.seconds = time.perf_counter() - started
+    return LineageBuild(columns, stats)
