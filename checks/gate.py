@@ -1,0 +1,345 @@
+"""The CI gate: `sqlassets ci --base PATH`.
+
+1. **What changed.** PATH is the production dbt manifest (a file, or a folder holding `manifest.json`,
+   as dbt's `--state`), or a state export (`sqlassets list --output json`, which covers raw SQL assets
+   too). An asset changed when it is new or its code version differs; the selection is the changed
+   assets plus everything downstream of them.
+2. **Isolated CI target.** The production DuckDB file is *copied* (never opened for writing) to
+   `<state_dir>/ci/<same file name>` - same file name, so the catalog name that compiled dbt SQL spells
+   still matches - with a fresh state store next to it. The selection is built there with the normal
+   executor and the checks run as its post-materialize hook, per partition, so a blocking failure
+   stops the downstream build exactly as in production. With no production file to seed from, the
+   selection's upstream is built too.
+3. **Breaking columns.** For each changed asset that exists in production, its columns in the production
+   catalog are compared with those in the CI database; a removed or retyped column is breaking when a
+   downstream column reads it, found with column lineage (`sqlassets.lineage`) or, if lineage cannot
+   run, by name in the downstream SQL.
+4. **Verdict.** Exit 0 pass; 1 build failure, blocking check failure or breaking change (unless
+   `--allow-breaking`); 2 usage error (UserError). Reports: terminal, JUnit, markdown PR comment, GitHub
+   annotations.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from sqlassets.check_results import CheckResult
+from sqlassets.errors import ConfigError, UserError
+
+if TYPE_CHECKING:
+    from sqlassets.graph import AssetGraph
+    from sqlassets.project import Project
+
+_BUILT_KINDS = ("model", "seed", "snapshot", "sql")
+
+
+@dataclass
+class GateOutcome:
+    changed: list[dict[str, Any]] = field(default_factory=list)
+    selection: list[str] = field(default_factory=list)
+    breaking: list[dict[str, Any]] = field(default_factory=list)
+    results: list[CheckResult] = field(default_factory=list)
+    build: dict[str, Any] = field(default_factory=dict)
+    allow_breaking: bool = False
+
+    @property
+    def build_failed(self) -> bool:
+        return bool(self.build.get("failed") or self.build.get("skipped") or self.build.get("error"))
+
+    @property
+    def blocking(self) -> list[CheckResult]:
+        return [r for r in self.results if r.blocking]
+
+    @property
+    def exit_code(self) -> int:
+        if self.build_failed or self.blocking or (self.breaking and not self.allow_breaking):
+            return 1
+        return 0
+
+    def reasons(self) -> list[str]:
+        out = []
+        if self.build.get("error"):
+            out.append(f"build error: {self.build['error']}")
+        elif self.build_failed:
+            out.append(f"{self.build.get('failed', 0)} partition(s) failed to build, "
+                       f"{self.build.get('skipped', 0)} skipped")
+        if self.blocking:
+            out.append(f"{len(self.blocking)} blocking check(s) failed")
+        if self.breaking:
+            out.append(f"{len(self.breaking)} breaking column change(s)"
+                       + (" (allowed)" if self.allow_breaking else ""))
+        return out
+
+    def verdict_line(self) -> str:
+        if self.exit_code == 0:
+            extra = [r for r in self.reasons() if "allowed" in r]
+            return "CI gate: PASS" + (f" ({'; '.join(extra)})" if extra else "")
+        return "CI gate: FAIL - " + "; ".join(r for r in self.reasons() if "allowed" not in r)
+
+    def markdown(self) -> str:
+        from sqlassets.checks.report import markdown
+
+        icon = "✅" if self.exit_code == 0 else "❌"
+        return markdown(self.results, verdict=f"{icon} **{self.verdict_line()}**", changed=self.changed,
+                        breaking=self.breaking, build=self.build)
+
+    def annotations(self, project: Project, graph: AssetGraph) -> list[str]:
+        """Breaking column changes as `::error` annotations on the changed asset's file."""
+        from sqlassets.checks.report import _escape_data, _escape_prop
+
+        out = []
+        level = "warning" if self.allow_breaking else "error"
+        for b in self.breaking:
+            asset = graph.get(b["asset"])
+            path = asset.path if asset else None
+            msg = (f"{b['asset']}.{b['column']} {b['change']}; read downstream by "
+                   f"{', '.join(b['downstream'])}")
+            props = f"title={_escape_prop('breaking column change')}"
+            if path:
+                props = f"file={_escape_prop(path)},line={_column_line(project.root / path, b['column'])},{props}"
+            out.append(f"::{level} {props}::{_escape_data(msg)}")
+        for f in self.build.get("failures", []):
+            asset = graph.get(f[0])
+            props = f"title={_escape_prop('build failed: ' + f[0])}"
+            if asset and asset.path:
+                props = f"file={_escape_prop(asset.path)},line=1,{props}"
+            out.append(f"::error {props}::{_escape_data(f'{f[0]} [{f[1]}]: {f[2]}')}")
+        return out
+
+
+def _column_line(path: Path, column: str) -> int:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return 1
+    m = re.search(rf"\b{re.escape(column)}\b", text)
+    return text.count("\n", 0, m.start()) + 1 if m else 1
+
+
+# -- 1. what changed ---------------------------------------------------------------------------------------
+
+def base_versions(base: Path, project: Project) -> dict[str, str | None]:
+    """asset key -> production code version, from a manifest, a folder holding one, or a state export."""
+    path = base / "manifest.json" if base.is_dir() else base
+    if not path.is_file():
+        raise UserError(f"--base {base}: no such manifest; pass production's manifest.json (or its folder)")
+    try:
+        doc = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise ConfigError(f"--base is not valid JSON ({exc})", path=str(path)) from None
+    if isinstance(doc, dict) and isinstance(doc.get("assets"), list):  # `sqlassets list --output json`
+        out = {}
+        for a in doc["assets"]:
+            if not isinstance(a, dict) or "key" not in a:
+                raise ConfigError("state export: every asset needs a 'key'", path=str(path))
+            out[str(a["key"])] = a.get("code_version")
+        return out
+    from sqlassets.loaders.dbt import assets_from_manifest, read_manifest
+
+    manifest = read_manifest(path)
+    out = {a.key: a.code_version for a in assets_from_manifest(manifest, project.root)}
+    out[_MANIFEST_ONLY] = None
+    return out
+
+
+# Marker in the base versions: the base is a dbt manifest, which knows nothing about raw SQL assets.
+_MANIFEST_ONLY = "\0manifest"
+
+
+def changed_assets(graph: AssetGraph, base: dict[str, str | None]) -> list[dict[str, Any]]:
+    """New or modified assets. Against a dbt manifest, raw SQL assets are not compared (the manifest
+    cannot know them; a state export can): they are rebuilt only when downstream of a change."""
+    out = []
+    manifest_only = _MANIFEST_ONLY in base
+    for asset in graph:
+        if asset.kind not in _BUILT_KINDS or asset.materialization == "ephemeral":
+            continue
+        if manifest_only and asset.kind == "sql":
+            continue
+        if asset.key not in base:
+            out.append({"asset": asset.key, "change": "new"})
+        elif base[asset.key] != asset.code_version:
+            out.append({"asset": asset.key, "change": "modified"})
+    return out
+
+
+# -- 2. the isolated CI target ----------------------------------------------------------------------------
+
+def ci_project(project: Project, ci_dir: Path, seed_from: Path | None) -> tuple[Project, Path, bool]:
+    """A copy of `project` pointing at a CI DuckDB file seeded from production; returns (project, db, seeded)."""
+    wh = project.warehouse
+    if wh.type != "duckdb" or wh.path is None:
+        raise UserError(f"the CI gate builds into a DuckDB copy; warehouse type {wh.type} is not supported yet")
+    prod = (seed_from or wh.path).resolve()
+    ci_dir = ci_dir.resolve()
+    db = ci_dir / prod.name
+    if db == prod or prod.parent == ci_dir:
+        raise UserError(f"--ci-dir {ci_dir} holds the production file {prod}; pick another folder")
+    if ci_dir.exists():
+        shutil.rmtree(ci_dir)
+    (ci_dir / "state").mkdir(parents=True)
+    seeded = prod.is_file()
+    if seeded:
+        # Reading is all we do to production: copy the file (and its WAL, so committed data in it counts).
+        shutil.copyfile(prod, db)
+        wal = prod.with_name(prod.name + ".wal")
+        if wal.is_file():
+            shutil.copyfile(wal, db.with_name(db.name + ".wal"))
+    settings = replace(project.settings, state_dir=ci_dir / "state")
+    return replace(project, settings=settings, warehouse=replace(wh, path=db)), db, seeded
+
+
+def _catalog(db: Path) -> dict[str, dict[str, str]]:
+    """'db.schema.table' (lower) -> {column: type} of a DuckDB file, read-only."""
+    if not db.is_file():
+        return {}
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rows = con.execute("select database_name, schema_name, table_name, column_name, data_type "
+                           "from duckdb_columns() where not internal").fetchall()
+    finally:
+        con.close()
+    out: dict[str, dict[str, str]] = {}
+    for d, s, t, c, typ in rows:
+        out.setdefault(f"{d}.{s}.{t}".lower(), {})[str(c).lower()] = str(typ)
+    return out
+
+
+def _columns_of(catalog: dict[str, dict[str, str]], asset: Any, default_db: str) -> dict[str, str] | None:
+    rel = asset.relation
+    if rel is None:
+        return None
+    return catalog.get(f"{rel.database or default_db}.{rel.schema or 'main'}.{rel.identifier}".lower())
+
+
+# -- 3. breaking columns ----------------------------------------------------------------------------------
+
+def column_changes(graph: AssetGraph, changed: list[dict[str, Any]], prod_db: Path | None, ci_db: Path
+                   ) -> list[dict[str, Any]]:
+    """Removed or retyped columns of changed assets: production catalog vs the CI build."""
+    if prod_db is None:
+        return []
+    old_cat, new_cat = _catalog(prod_db), _catalog(ci_db)
+    out = []
+    for ch in changed:
+        if ch["change"] != "modified":
+            continue
+        asset = graph[ch["asset"]]
+        old = _columns_of(old_cat, asset, prod_db.stem)
+        new = _columns_of(new_cat, asset, ci_db.stem)
+        if not old or new is None:
+            continue
+        for col, typ in old.items():
+            if col not in new:
+                out.append({"asset": asset.key, "column": col, "change": f"removed (was {typ})"})
+            elif new[col] != typ:
+                out.append({"asset": asset.key, "column": col, "change": f"retyped {typ} -> {new[col]}"})
+    return out
+
+
+def downstream_readers(project: Project, graph: AssetGraph, changes: list[dict[str, Any]]
+                       ) -> tuple[list[dict[str, Any]], str]:
+    """Attach the downstream columns reading each changed column; keep only those read by someone."""
+    if not changes:
+        return [], "none"
+    method = "column lineage"
+    try:
+        from sqlassets.lineage.build import build_lineage
+
+        cg = build_lineage(project, graph).columns
+    except Exception:  # noqa: BLE001 - lineage is optional: fall back to names in the downstream SQL
+        cg = None
+        method = "column names in downstream SQL"
+    out = []
+    for ch in changes:
+        readers: list[str] = []
+        if cg is not None:
+            nid = cg.index.get(f"{ch['asset']}.{ch['column']}") or cg.index.get(f"{ch['asset']}.{ch['column']}".lower())
+            if nid is not None:
+                readers = sorted({r.column for r in cg.walk(nid, "downstream")
+                                  if not r.column.lower().startswith(ch["asset"].lower() + ".")})
+        else:
+            pat = re.compile(rf"\b{re.escape(ch['column'])}\b", re.I)
+            for key in graph.downstream(ch["asset"]):
+                sql = graph[key].raw_sql or graph[key].compiled_sql or ""
+                if pat.search(sql):
+                    readers.append(f"{key} (mentions {ch['column']})")
+        if readers:
+            out.append({**ch, "downstream": readers})
+    return out, method
+
+
+# -- the gate ---------------------------------------------------------------------------------------------
+
+def run_gate(project: Project, graph: AssetGraph, *, base: Path, seed_from: Path | None = None,
+             ci_dir: Path | None = None, partitions: str | None = None, allow_breaking: bool = False,
+             echo: Callable[[str], None] = print) -> GateOutcome:
+    from sqlassets.executor import RunRequest, execute_request
+
+    versions = base_versions(base, project)
+    outcome = GateOutcome(allow_breaking=allow_breaking)
+    outcome.changed = changed_assets(graph, versions)
+    removed = sorted(k for k in versions if k not in graph and k != _MANIFEST_ONLY)
+    if removed:
+        echo(f"removed since production: {', '.join(removed)}")
+    changed_keys = [c["asset"] for c in outcome.changed]
+    selection = set(changed_keys)
+    for k in changed_keys:
+        selection |= {d for d in graph.downstream(k) if graph[d].kind in _BUILT_KINDS
+                      and graph[d].materialization != "ephemeral"}
+    for c in outcome.changed:
+        c["downstream"] = sorted(d for d in graph.downstream(c["asset"]) if d in selection)
+    if not selection:
+        echo("nothing changed against production; nothing to build or check")
+        return outcome
+    cproj, ci_db, seeded = ci_project(project, ci_dir or project.state_dir / "ci", seed_from)
+    if not seeded:
+        echo(f"no production database at {seed_from or project.warehouse.path}: building the upstream too")
+        for k in list(selection):
+            selection |= {u for u in graph.upstream(k) if graph[u].kind in _BUILT_KINDS
+                          and graph[u].materialization != "ephemeral"}
+    outcome.selection = graph.sort(selection)
+    echo("changed: " + ", ".join(f"{c['asset']} ({c['change']})" for c in outcome.changed))
+    echo(f"building {len(outcome.selection)} asset(s) in {ci_db}")
+    runners: list[Any] = []
+
+    def hook_factory(keys: list[str]) -> Any:
+        from sqlassets.checks.runner import hook_for
+
+        runner = hook_for(cproj, graph, keys)
+        if runner is not None:
+            runners.append(runner)
+        return runner
+
+    if partitions is not None:
+        from sqlassets.partitions import partitions_def
+
+        if not any(partitions_def(graph[k]) is not None for k in outcome.selection):
+            partitions = None  # nothing partitioned changed: --partitions does not apply to this build
+    req = RunRequest(select=outcome.selection, mode="all", partitions=partitions,
+                     command="sqlassets ci --base " + str(base))
+    try:
+        _plan, summary = execute_request(cproj, graph, req, hook_factory=hook_factory, echo=echo)
+    except UserError:
+        raise
+    if summary is not None:
+        outcome.build = {"done": summary.done, "failed": summary.failed, "skipped": summary.skipped,
+                         "failures": [list(f) for f in summary.failures], "database": str(ci_db)}
+    else:
+        outcome.build = {"done": 0, "failed": 0, "skipped": 0, "failures": [], "database": str(ci_db)}
+    outcome.results = [r for runner in runners for r in runner.results]
+    prod_db = (seed_from or project.warehouse.path) if seeded else None
+    changes = column_changes(graph, outcome.changed, Path(prod_db) if prod_db else None, ci_db)
+    outcome.breaking, method = downstream_readers(cproj, graph, changes)
+    if changes:
+        echo(f"column changes: {len(changes)}; breaking (read downstream, by {method}): {len(outcome.breaking)}")
+    return outcome

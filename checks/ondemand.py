@@ -1,0 +1,95 @@
+"""`sqlassets check`: run the selected assets' checks against the warehouse and store the results.
+
+The warehouse is opened read-only: checking never writes to it, and DuckDB refuses (one clear line)
+when a run in another process holds it for writing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlassets.check_results import CheckResult
+from sqlassets.errors import UserError
+
+if TYPE_CHECKING:
+    from sqlassets.graph import AssetGraph
+    from sqlassets.project import Project
+
+
+@dataclass
+class CheckOutcome:
+    results: list[CheckResult]
+    run_id: int | None
+
+    @property
+    def blocking(self) -> list[CheckResult]:
+        return [r for r in self.results if r.blocking]
+
+
+def open_warehouse_readonly(project: Project):
+    """A read-only DuckDB connection to the project's warehouse; UserError when it cannot be opened."""
+    wh = project.warehouse
+    if wh.type != "duckdb":
+        raise UserError(f"checks run on DuckDB warehouses for now, not {wh.type}")
+    if wh.path is None or not wh.path.exists():
+        raise UserError(f"warehouse {wh.path} does not exist; build it first with `sqlassets materialize`")
+    import duckdb
+
+    try:
+        return duckdb.connect(str(wh.path), read_only=True)
+    except duckdb.Error as exc:
+        first = str(exc).splitlines()[0]
+        raise UserError(f"cannot open warehouse {wh.path} read-only ({first}); is a run writing to it?") from None
+
+
+def partitions_to_check(runner, graph: AssetGraph, spec: str | None) -> dict[str, list[str]]:
+    """`--partitions` resolved per partitioned asset that has checks (validated; bad keys -> exit 2)."""
+    if spec is None:
+        return {}
+    from sqlassets.partitions import partitions_def, select_keys
+
+    out: dict[str, list[str]] = {}
+    for key in runner.checks:
+        pdef = partitions_def(graph[key])
+        if pdef is not None:
+            out[key] = select_keys(pdef, spec)
+    if not out:
+        raise UserError("--partitions was given but none of the selected assets with checks is partitioned")
+    return out
+
+
+def run_on_demand(project: Project, graph: AssetGraph, *, select: Sequence[str] = (), exclude: Sequence[str] = (),
+                  partitions: str | None = None, command: str = "check", store: bool = True
+                  ) -> CheckOutcome | None:
+    """Run the checks of the selected assets; None when none of them has a check."""
+    from sqlassets.checks.runner import CheckRunner
+
+    keys = graph.select(list(select) or None, list(exclude) or None)
+    if not keys and (select or exclude):
+        raise UserError("the selection matches no asset; see `sqlassets list --select ...`")
+    runner = CheckRunner(project, graph, keys)
+    if not runner:
+        return None
+    wanted = partitions_to_check(runner, graph, partitions)
+    runner.prepare()  # compile dbt tests before touching the warehouse
+    con = open_warehouse_readonly(project)
+    try:
+        results = runner.run(con, wanted)
+    finally:
+        con.close()
+    run_id = None
+    if store:
+        from sqlassets.state import StateStore
+
+        with StateStore(project.state_dir) as state:
+            run_id = state.start_run("check", command=command,
+                                     options={"select": list(select), "exclude": list(exclude),
+                                              "partitions": partitions})
+            state.record_check_results(run_id, results)
+            blocking = sum(1 for r in results if r.blocking)
+            state.finish_run(run_id, "failed" if blocking else "success", planned=len(results),
+                             done=sum(1 for r in results if r.status == "pass"), failed=blocking,
+                             skipped=sum(1 for r in results if r.status == "skipped"))
+    return CheckOutcome(results, run_id)

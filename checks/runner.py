@@ -1,0 +1,229 @@
+"""Run an asset's checks: on demand (`sqlassets check`) and after each materialization (the hook).
+
+`CheckRunner` implements `sqlassets.check_results.PostMaterializeHook`: the executor calls it after a
+partition's data commits and before it records the partition done; a `critical` check that fails or
+errors comes back `blocking`, so the executor marks the unit failed and does not build its downstream.
+`warning` and `info` results are only reported. Results are stored by whoever owns the run (the executor
+for materialize/backfill runs, the `check` command for on-demand runs).
+
+Discovery is cheap (JSON reads, no GX, no dbt); GX is imported on the first suite that runs and dbt only
+when the compiled-test cache is cold. `hook_for` returns None when nothing selected has checks, so a run
+without checks pays nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlassets.checks.dbt_tests import compiled_tests, discover_tests, restrict_to_partition, run_test
+from sqlassets.checks.specs import AssetChecks
+from sqlassets.checks.suites import checks_config, discover_suites
+
+from sqlassets.check_results import CheckResult, Severity
+
+if TYPE_CHECKING:
+    from sqlassets.graph import AssetGraph
+    from sqlassets.model import Asset, Relation
+    from sqlassets.project import Project
+
+
+def partition_where(asset: Asset, partition: str | None, window: tuple[str, str] | None) -> str | None:
+    """The SQL predicate selecting one partition's rows, rendered by sqlglot from validated values.
+
+    Time partitions: `col >= CAST('<start>' AS TIMESTAMP) AND col < CAST('<end>' AS TIMESTAMP)` (the
+    executor's half-open window); static partitions: `col = '<key>'`. None for unpartitioned assets.
+    """
+    if partition is None:
+        return None
+    from sqlglot import exp
+
+    from sqlassets.partitions import TimePartitionsDef, partitions_def
+
+    pdef = partitions_def(asset)
+    if pdef is None or pdef.column is None:
+        return None
+    key = pdef.parse_key(partition)  # validates: a key can never carry SQL
+    col = exp.column(pdef.column, quoted=True)
+    if isinstance(pdef, TimePartitionsDef):
+        start, end = window if window is not None else pdef.window(key).iso()
+        pred = exp.and_(
+            exp.GTE(this=col, expression=exp.cast(exp.Literal.string(start), "TIMESTAMP")),
+            exp.LT(this=col.copy(), expression=exp.cast(exp.Literal.string(end), "TIMESTAMP")),
+        )
+    else:
+        pred = exp.EQ(this=col, expression=exp.Literal.string(key))
+    return pred.sql(dialect=asset.dialect or "duckdb")
+
+
+def existing_relations(connection: Any) -> set[tuple[str, str, str]]:
+    """(database, schema, name) of every table and view, lower-cased: one catalog query per check call."""
+    cursor = connection.cursor()
+    try:
+        rows = cursor.execute(
+            "select database_name, schema_name, table_name from duckdb_tables() union all "
+            "select database_name, schema_name, view_name from duckdb_views() where not internal"
+        ).fetchall()
+        current = cursor.execute("select current_database()").fetchone()[0]
+    finally:
+        cursor.close()
+    out = {(str(d).lower(), str(s).lower(), str(t).lower()) for d, s, t in rows}
+    out.add(("", "", str(current).lower()))  # remembers the default catalog for relations without one
+    return out
+
+
+def _exists(rel: Relation, existing: set[tuple[str, str, str]]) -> bool:
+    default_db = next((t for d, s, t in existing if d == "" and s == ""), "")
+    key = ((rel.database or default_db).lower(), (rel.schema or "main").lower(), rel.identifier.lower())
+    return key in existing
+
+
+def _planned(checks: AssetChecks) -> list[tuple[str, Severity, str | None, str]]:
+    out: list[tuple[str, Severity, str | None, str]] = []
+    for suite in checks.suites:
+        out += [(e.name, e.severity, e.column, f"gx:{suite.path}") for e in suite.expectations]
+    out += [(t.name, t.severity, t.column, f"dbt:{t.unique_id}") for t in checks.dbt_tests]
+    return out
+
+
+def duckdb_connection(adapter: Any) -> Any:
+    """The DuckDB connection behind an executor adapter (checks run on cursors of it)."""
+    conn = getattr(adapter, "connection", None)
+    if conn is None or not hasattr(conn, "cursor"):
+        return None
+    return conn
+
+
+class CheckRunner:
+    """All checks of a project (optionally limited to `keys`), runnable per asset and partition."""
+
+    def __init__(self, project: Project, graph: AssetGraph, keys: Iterable[str] | None = None) -> None:
+        self.project = project
+        self.graph = graph
+        config = checks_config(project)
+        suites = discover_suites(project, graph, config)
+        tests = discover_tests(project, graph) if config.dbt_tests else {}
+        wanted = set(keys) if keys is not None else None
+        self.checks: dict[str, AssetChecks] = {}
+        for key in graph.topo_order:
+            if wanted is not None and key not in wanted:
+                continue
+            ac = AssetChecks(key, tuple(suites.get(key, ())), tuple(tests.get(key, ())))
+            if ac:
+                self.checks[key] = ac
+        self._compiled: dict[str, str] | None = None
+        self._lock = threading.Lock()
+        self.results: list[CheckResult] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.checks)
+
+    @property
+    def count(self) -> int:
+        return sum(c.count for c in self.checks.values())
+
+    def _compiled_sql(self) -> dict[str, str]:
+        with self._lock:
+            if self._compiled is None:
+                tests = [t for c in self.checks.values() for t in c.dbt_tests]
+                self._compiled = compiled_tests(self.project, tests) if tests else {}
+            return self._compiled
+
+    def prepare(self) -> None:
+        """Compile dbt tests now (before a run starts), so a compile error is a usage error, not a check."""
+        self._compiled_sql()
+
+    def run_asset(self, key: str, connection: Any, partition: str | None = None,
+                  window: tuple[str, str] | None = None) -> list[CheckResult]:
+        """Every check of `key`, on the whole table or only `partition`'s rows."""
+        checks = self.checks.get(key)
+        if not checks:
+            return []
+        asset = self.graph[key]
+        results: list[CheckResult] = []
+        if asset.relation is None:
+            return results
+        where = partition_where(asset, partition, window)
+        rel = asset.relation
+        existing = existing_relations(connection)
+        if not _exists(rel, existing):
+            message = f"{rel} does not exist in the warehouse; materialize {key} first"
+            return self._record([
+                CheckResult(asset=key, check=name, status="error", severity=sev, partition=partition, column=col,
+                            expected=None, message=message, source=src)
+                for name, sev, col, src in _planned(checks)])
+        if checks.suites:
+            from sqlassets.checks.gx import validate_suite  # imports GX: only when a suite runs
+
+            for suite in checks.suites:
+                started = time.perf_counter()
+                got = validate_suite(suite, connection, relation=(rel.database, rel.schema, rel.identifier),
+                                     where=where, partition=partition)
+                share = (time.perf_counter() - started) / max(1, len(got))
+                for r in got:  # one GX validation runs the whole suite: split its time evenly
+                    r.details["seconds"] = share
+                results.extend(got)
+        if checks.dbt_tests:
+            compiled = self._compiled_sql()
+            for test in checks.dbt_tests:
+                sql = compiled.get(test.unique_id)
+                note = ""
+                missing = [d for d in test.depends_on if d != key and self.graph[d].relation is not None
+                           and not _exists(self.graph[d].relation, existing)]
+                if missing:
+                    results.append(CheckResult(
+                        asset=key, check=test.name, status="skipped", severity=test.severity, partition=partition,
+                        column=test.column, message=f"reads {', '.join(missing)}, which is not built yet",
+                        source=f"dbt:{test.unique_id}"))
+                    continue
+                if sql is not None and where is not None:
+                    scoped = restrict_to_partition(sql, rel, where, asset.dialect or "duckdb")
+                    if scoped is None:
+                        note = "whole table (the test SQL could not be limited to the partition)"
+                    else:
+                        sql = scoped
+                started = time.perf_counter()
+                r = run_test(test, sql, connection, partition=partition, scope_note=note)
+                r.details["seconds"] = time.perf_counter() - started
+                results.append(r)
+        return self._record(results)
+
+    def _record(self, results: list[CheckResult]) -> list[CheckResult]:
+        with self._lock:
+            self.results.extend(results)
+        return results
+
+    def run(self, connection: Any, partitions: dict[str, Sequence[str]] | None = None) -> list[CheckResult]:
+        """On demand: every selected asset's checks; `partitions` limits partitioned assets to those keys."""
+        out: list[CheckResult] = []
+        for key in self.checks:
+            keys = (partitions or {}).get(key)
+            if keys:
+                for k in keys:
+                    out.extend(self.run_asset(key, connection, k))
+            else:
+                out.extend(self.run_asset(key, connection))
+        return out
+
+    # -- PostMaterializeHook -----------------------------------------------------------------------------
+    def __call__(self, asset: Asset, partition: str | None, window: tuple[str, str] | None,
+                 adapter: Any) -> Sequence[CheckResult]:
+        if asset.key not in self.checks:
+            return []
+        conn = duckdb_connection(adapter)
+        if conn is None:
+            return [CheckResult(asset=asset.key, check="checks", status="skipped", severity="info",
+                                partition=partition,
+                                message=f"checks run on DuckDB only for now (adapter {type(adapter).__name__})")]
+        return self.run_asset(asset.key, conn, partition, window)
+
+
+def hook_for(project: Project, graph: AssetGraph, keys: Iterable[str] | None = None) -> CheckRunner | None:
+    """The post-materialize hook for a run over `keys`, or None when none of them has a check."""
+    runner = CheckRunner(project, graph, keys)
+    if not runner:
+        return None
+    runner.prepare()
+    return runner

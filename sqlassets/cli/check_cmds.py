@@ -1,0 +1,106 @@
+"""`check` and `ci`: asset checks on demand, and the CI gate.
+
+Exit codes: 0 no blocking check failed, 1 a blocking check failed (or, for `ci`, a build failed or a
+breaking column change was found), 2 usage or configuration error. GX and dbt are imported only when a
+suite runs or the compiled-test cache is cold.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from sqlassets.cli.context import CliContext
+
+select_option = click.option("--select", "-s", "select", multiple=True,
+                             help="dbt-style selector(s) of the assets whose checks run (default: all).")
+exclude_option = click.option("--exclude", "exclude", multiple=True, help="Selector(s) to leave out.")
+
+
+def _color() -> bool:
+    return sys.stdout.isatty()
+
+
+def _emit(results, project, graph, *, junit: Path | None, verbose: bool) -> None:
+    from sqlassets.checks import report
+
+    click.echo(report.terminal(results, color=_color(), verbose=verbose))
+    if junit is not None:
+        from sqlassets.checks.junit import write_junit
+
+        write_junit(results, junit)
+        click.echo(f"JUnit XML: {junit}")
+    if report.in_github_actions():
+        for line in report.annotations(results, project.root, {a.key: a.path for a in graph}):
+            click.echo(line)
+
+
+@click.command("check")
+@select_option
+@exclude_option
+@click.option("--partitions", default=None, metavar="START..END|KEY",
+              help="Check only these partitions of partitioned assets (default: whole tables).")
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the results as JUnit XML to FILE.")
+@click.option("--verbose", "-v", is_flag=True, help="List passing checks one by one too.")
+@click.pass_obj
+def check(obj: CliContext, select: tuple[str, ...], exclude: tuple[str, ...], partitions: str | None,
+          junit: Path | None, verbose: bool) -> None:
+    """Run asset checks (Great Expectations suites, dbt tests) against the warehouse.
+
+    Exit 0 when no blocking (critical) check fails, 1 when one does, 2 on usage errors.
+    """
+    from sqlassets.checks.ondemand import run_on_demand
+
+    project, graph = obj.project, obj.graph
+    outcome = run_on_demand(project, graph, select=select, exclude=exclude, partitions=partitions,
+                            command=" ".join(["sqlassets", *sys.argv[1:]]))
+    if outcome is None:
+        click.echo("no checks on the selected assets")
+        return
+    _emit(outcome.results, project, graph, junit=junit, verbose=verbose)
+    if outcome.run_id is not None:
+        click.echo(f"run {outcome.run_id}: results stored; see `sqlassets runs {outcome.run_id}`")
+    sys.exit(1 if outcome.blocking else 0)
+
+
+@click.command("ci")
+@click.option("--base", "base", required=True, type=click.Path(path_type=Path),
+              help="Production manifest.json (or a folder holding it: dbt's --state artifacts).")
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write check results as JUnit XML to FILE.")
+@click.option("--markdown", "markdown_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the PR comment (markdown) to FILE.")
+@click.option("--seed-from", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Production DuckDB file to seed the CI database from (default: the project's warehouse).")
+@click.option("--ci-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the isolated CI database and state live (default: <state_dir>/ci).")
+@click.option("--partitions", default=None, metavar="START..END|KEY",
+              help="Rebuild only these partitions of changed partitioned assets (default: all).")
+@click.option("--allow-breaking", is_flag=True, help="Report breaking column changes without failing.")
+@click.pass_obj
+def ci(obj: CliContext, base: Path, junit: Path | None, markdown_file: Path | None, seed_from: Path | None,
+       ci_dir: Path | None, partitions: str | None, allow_breaking: bool) -> None:
+    """CI gate: build what changed against production in an isolated database, run its checks.
+
+    Exit 0 pass, 1 build failure, blocking check failure or breaking column change, 2 usage error.
+    """
+    from sqlassets.checks import report
+    from sqlassets.checks.gate import run_gate
+
+    project, graph = obj.project, obj.graph
+    outcome = run_gate(project, graph, base=base, seed_from=seed_from, ci_dir=ci_dir, partitions=partitions,
+                       allow_breaking=allow_breaking, echo=click.echo)
+    _emit(outcome.results, project, graph, junit=junit, verbose=False)
+    if report.in_github_actions():
+        for line in outcome.annotations(project, graph):
+            click.echo(line)
+    text = outcome.markdown()
+    if markdown_file is not None:
+        markdown_file.parent.mkdir(parents=True, exist_ok=True)
+        markdown_file.write_text(text, encoding="utf-8")
+        click.echo(f"PR comment: {markdown_file}")
+    click.echo(outcome.verdict_line())
+    sys.exit(outcome.exit_code)
