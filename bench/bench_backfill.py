@@ -11,6 +11,8 @@ each as a whole process (interpreter start, imports, graph load, planning, state
   F  a re-run of A with nothing missing (target: well under a second)
 
 The compiled-SQL cache and the dbt manifest are warmed first (a user's second run and every run after).
+A-D and F run round-robin (one of each per round, `--repeat` rounds) and each prints its median, so a
+burst of load on a shared machine cannot land on one side of a ratio only.
 Usage: python bench/bench_backfill.py [--events 3660000] [--repeat 3] [--skip-dbt]
 """
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import sys
 import textwrap
 from pathlib import Path
@@ -125,19 +128,32 @@ def sqlassets(*args: str) -> list[str]:
     return [str(VENV_BIN / "python"), "-m", "sqlassets", "--project", str(PROJECT), *args]
 
 
-def timed(label: str, cmd: list[str], repeat: int, before=None) -> tuple[float, tuple]:
-    runs = []
-    result: tuple = ()
+def interleaved(cases: list[tuple[str, list[str], object]], repeat: int) -> dict[str, tuple[float, tuple]]:
+    """Run every case once per round, round after round, so background load hits them all alike.
+
+    Each case is (label, command, before) where `before` resets what the case needs (or None). Returns
+    label -> (median wall seconds, the table digest after the case's last run).
+    """
+    walls: dict[str, list[float]] = {label: [] for label, _, _ in cases}
+    digests: dict[str, tuple] = {}
     for _ in range(repeat):
-        if before:
-            before()
-        wall, _, _ = run_once(cmd, cwd=PROJECT)
-        runs.append(wall)
-        result = digest()
-    runs.sort()
-    median = runs[len(runs) // 2]
-    print(f"  {label:<58} {median:7.2f} s   (runs: {', '.join(f'{r:.2f}' for r in runs)})", flush=True)
-    return median, result
+        for label, cmd, before in cases:
+            if before:
+                before()
+            wall, _, _ = run_once(cmd, cwd=PROJECT)
+            walls[label].append(wall)
+            digests[label] = digest()
+    out = {}
+    for label, _, _ in cases:
+        runs = sorted(walls[label])
+        median = statistics.median(runs)
+        print(f"  {label:<58} {median:7.2f} s   (runs: {', '.join(f'{r:.2f}' for r in runs)})", flush=True)
+        out[label] = (median, digests[label])
+    return out
+
+
+def timed(label: str, cmd: list[str], repeat: int, before=None) -> tuple[float, tuple]:
+    return interleaved([(label, cmd, before)], repeat)[label]
 
 
 def main() -> int:
@@ -153,21 +169,32 @@ def main() -> int:
     run_once(sqlassets("materialize", "--select", MODEL, "--partition", "2024-01-01"), cwd=PROJECT)
     reset()
     py = str(VENV_BIN / "python")
-    print(f"\n366 daily partitions of {MODEL} (whole processes, median of {args.repeat}):")
-    a, da = timed("A  sqlassets materialize (one statement per partition)",
-                  sqlassets("materialize", "--select", MODEL, "--partitions", year), args.repeat, reset)
-    f, _ = timed("F  sqlassets materialize again (nothing missing)",
-                 sqlassets("materialize", "--select", MODEL, "--partitions", year), args.repeat)
-    b, db_ = timed("B  Python loop: DELETE+INSERT per day, one duckdb connection",
-                   [py, str(PROJECT / "loop.py"), str(DB)], args.repeat, lambda: reset(False))
-    c31, d31 = timed("C  sqlassets materialize --batch-size 31",
-                     sqlassets("materialize", "--select", MODEL, "--partitions", year, "--batch-size", "31"),
-                     args.repeat, reset)
-    c366, d366 = timed("C' sqlassets materialize --batch-size 366",
-                       sqlassets("materialize", "--select", MODEL, "--partitions", year, "--batch-size", "366"),
-                       args.repeat, reset)
-    d, dd = timed("D  one set-based INSERT for the year",
-                  [py, str(PROJECT / "set_based.py"), str(DB)], args.repeat, lambda: reset(False))
+    print(f"\n366 daily partitions of {MODEL} (whole processes, median of {args.repeat}; the cases run "
+          "round-robin, one of each per round, so machine load hits them alike):")
+    a_cmd = sqlassets("materialize", "--select", MODEL, "--partitions", year)
+    labels = {
+        "A": "A  sqlassets materialize (one statement per partition)",
+        "F": "F  sqlassets materialize again (nothing missing)",
+        "B": "B  Python loop: DELETE+INSERT per day, one duckdb connection",
+        "C": "C  sqlassets materialize --batch-size 31",
+        "C'": "C' sqlassets materialize --batch-size 366",
+        "D": "D  one set-based INSERT for the year",
+    }
+    res = interleaved([
+        (labels["A"], a_cmd, reset),
+        (labels["F"], a_cmd, None),  # right after A: everything is done
+        (labels["B"], [py, str(PROJECT / "loop.py"), str(DB)], lambda: reset(False)),
+        (labels["C"], sqlassets("materialize", "--select", MODEL, "--partitions", year, "--batch-size", "31"), reset),
+        (labels["C'"], sqlassets("materialize", "--select", MODEL, "--partitions", year, "--batch-size", "366"),
+         reset),
+        (labels["D"], [py, str(PROJECT / "set_based.py"), str(DB)], lambda: reset(False)),
+    ], args.repeat)
+    a, da = res[labels["A"]]
+    f, _ = res[labels["F"]]
+    b, db_ = res[labels["B"]]
+    c31, d31 = res[labels["C"]]
+    c366, d366 = res[labels["C'"]]
+    d, dd = res[labels["D"]]
     e = None
     if not args.skip_dbt:
         e, de = timed("E  dbt run (microbatch, --event-time-start/--event-time-end)",

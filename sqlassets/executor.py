@@ -17,10 +17,12 @@ Guarantees:
 from __future__ import annotations
 
 import heapq
+import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -258,22 +260,34 @@ class Executor:
         serial = not self.adapter.supports_concurrent_writes
         pool = ThreadPoolExecutor(max_workers=max(1, self.options.concurrency), thread_name_prefix="sqlassets")
         interrupted = False
+        # Finished units not yet written to the state store. The next units are submitted *before* these
+        # are recorded, so the warehouse works on unit N+1 while unit N's state commits (a unit is still
+        # recorded done only after its own data committed; a crash in between only means a re-run).
+        unrecorded: list[tuple[Unit, UnitResult]] = []
+
+        # One unit more than there are workers is queued in the pool, so a worker goes straight from one
+        # unit to the next instead of idling until the coordinator wakes up and hands it one.
+        in_flight = max(1, self.options.concurrency) + (0 if serial else 1)
+
+        def submit() -> None:
+            if deferred:
+                for item in deferred:
+                    heapq.heappush(ready, item)
+                deferred.clear()
+            while ready and len(running) < in_flight:
+                item = heapq.heappop(ready)
+                unit = self.units[item[1]]
+                if serial and running_assets.get(unit.asset):
+                    deferred.append(item)
+                    continue
+                running[pool.submit(self._run_unit, unit)] = unit.index
+                running_assets[unit.asset] = running_assets.get(unit.asset, 0) + 1
+
         try:
             while ready or running or deferred:
                 if self.stop.is_set():
                     break
-                if deferred:
-                    for item in deferred:
-                        heapq.heappush(ready, item)
-                    deferred.clear()
-                while ready and len(running) < max(1, self.options.concurrency):
-                    item = heapq.heappop(ready)
-                    unit = self.units[item[1]]
-                    if serial and running_assets.get(unit.asset):
-                        deferred.append(item)
-                        continue
-                    running[pool.submit(self._run_unit, unit)] = unit.index
-                    running_assets[unit.asset] = running_assets.get(unit.asset, 0) + 1
+                submit()
                 if not running:
                     if deferred:
                         continue
@@ -286,20 +300,30 @@ class Executor:
                     unit = self.units[idx]
                     running_assets[unit.asset] -= 1
                     result = fut.result()
-                    self._record(unit, result, summary)
+                    unit.status = result.status
+                    unrecorded.append((unit, result))
                     if result.status == "done":
                         for c in unit.children:
                             remaining[c] -= 1
                             if remaining[c] == 0 and self.units[c].status == "pending":
                                 heapq.heappush(ready, (self.units[c].order, c))
-                    elif result.status == "failed":
-                        self._skip_downstream(unit, summary)
+                if not self.stop.is_set():
+                    submit()
+                with _sigint_deferred():
+                    while unrecorded:
+                        unit, result = unrecorded.pop(0)
+                        self._record(unit, result, summary)
+                        if result.status == "failed":
+                            self._skip_downstream(unit, summary)
         except KeyboardInterrupt:
             interrupted = True
             self.stop.set()
             self.adapter.interrupt_all()
             if self.progress is not None:
                 self.progress.message("interrupt: rolling back statements in flight...")
+            for unit, result in unrecorded:
+                self._record(unit, result, summary)
+            unrecorded.clear()
             for fut, idx in list(running.items()):
                 try:
                     result = fut.result()
@@ -375,6 +399,27 @@ class Executor:
             summary.skipped += len(s.keys)
             if self.progress is not None:
                 self.progress.unit(s.asset, s.keys, "skipped", None, 0.0, why)
+
+
+@contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold Ctrl-C until the block ends (main thread only), then raise it.
+
+    The coordinator records finished units while workers run the next ones, so a Ctrl-C often lands
+    mid state-store transaction; deferring it keeps each record whole (all of a unit's rows or none).
+    """
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    hit: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: hit.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if hit:
+            raise KeyboardInterrupt
 
 
 def _label(keys: Sequence[str]) -> str:

@@ -28,11 +28,40 @@ from sqlassets.partitions import (
     partitions_def,
     select_keys,
 )
-from sqlassets.strategies import _strategy_name
 
 if TYPE_CHECKING:
     from sqlassets.graph import AssetGraph
+    from sqlassets.model import Asset
     from sqlassets.state import Materialization, StateStore
+
+def strategy_name(asset: Asset, pdef: PartitionsDef | None) -> str:
+    """How `asset` is written (seed, view, ephemeral, merge, partition_replace, append, table).
+
+    Lives here, not in `sqlassets.strategies`, so planning (and a no-op re-run) never imports sqlglot.
+    """
+    mat = asset.materialization
+    if asset.kind == "seed" or mat == "seed":
+        return "seed"
+    if mat == "view":
+        return "view"
+    if mat == "ephemeral":
+        return "ephemeral"
+    cfg = asset.config or {}
+    strategy = str(cfg.get("incremental_strategy") or "").lower()
+    has_key = bool(cfg.get("unique_key"))
+    if strategy == "merge":
+        if not has_key:
+            raise UserError(f"{asset.path or asset.key}: incremental_strategy merge needs unique_key")
+        return "merge"
+    if pdef is not None:
+        return "merge" if has_key and strategy == "" else "partition_replace"
+    if mat == "incremental":
+        return "merge" if has_key and strategy in ("", "delete+insert") else "append"
+    if mat == "table":
+        return "table"
+    raise UserError(f"{asset.path or asset.key}: materialization '{mat}' is not supported by sqlassets "
+                    "(use view, table, incremental, ephemeral or seed)")
+
 
 MODES = ("missing", "stale", "all")
 SKIP_KINDS = {"source": "source (observed, not built)", "external": "external table (observed, not built)"}
@@ -139,7 +168,7 @@ def build_plan(graph: AssetGraph, selected: Sequence[str], state: StateStore, *,
             out.append(PlannedAsset(key, "-", False, (), skipped="snapshot (run `dbt snapshot`)"))
             continue
         pdef = partitions_def(asset)
-        strategy = _strategy_name(asset, pdef)
+        strategy = strategy_name(asset, pdef)
         if requested is not None:
             if key not in requested:
                 continue

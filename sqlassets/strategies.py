@@ -28,6 +28,7 @@ from sqlglot import exp
 
 from sqlassets.errors import UserError
 from sqlassets.partitions import PartitionsDef, TimePartitionsDef
+from sqlassets.planner import strategy_name as _strategy_name
 from sqlassets.windows import PreparedSelect, Template, partition_predicate
 
 if TYPE_CHECKING:
@@ -68,31 +69,6 @@ def type_compatible(old: str, new: str) -> bool:
 @dataclass(frozen=True)
 class Outcome:
     rows: int | None
-
-
-def _strategy_name(asset: Asset, pdef: PartitionsDef | None) -> str:
-    mat = asset.materialization
-    if asset.kind == "seed" or mat == "seed":
-        return "seed"
-    if mat == "view":
-        return "view"
-    if mat == "ephemeral":
-        return "ephemeral"
-    cfg = asset.config or {}
-    strategy = str(cfg.get("incremental_strategy") or "").lower()
-    has_key = bool(cfg.get("unique_key"))
-    if strategy == "merge":
-        if not has_key:
-            raise UserError(f"{asset.path or asset.key}: incremental_strategy merge needs unique_key")
-        return "merge"
-    if pdef is not None:
-        return "merge" if has_key and strategy == "" else "partition_replace"
-    if mat == "incremental":
-        return "merge" if has_key and strategy in ("", "delete+insert") else "append"
-    if mat == "table":
-        return "table"
-    raise UserError(f"{asset.path or asset.key}: materialization '{mat}' is not supported by sqlassets "
-                    "(use view, table, incremental, ephemeral or seed)")
 
 
 def unique_key_columns(asset: Asset) -> list[str]:
@@ -275,10 +251,11 @@ class Materializer:
                     self.exists = True
                     return Outcome(rows)
         rows = None
+        memo: dict[str, str] = {}
+        statements = [tpl.render(self.pdef, keys, memo) for tpl in self._insert]
         with session.transaction():
-            for tpl in self._insert:
-                n = session.execute(tpl.render(self.pdef, keys))
-                rows = n
+            for sql in statements:
+                rows = session.execute(sql)
         return Outcome(rows)
 
     def _select_expression(self) -> exp.Expression:

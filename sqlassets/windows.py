@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
 import sqlglot
@@ -160,9 +161,21 @@ def prepare_select(asset: Asset, sql: str, graph: AssetGraph | None = None, *,
     return PreparedSelect(tree, uses_window, uses_key)
 
 
+@cache
+def _dialect(name: str) -> Any:
+    """The sqlglot Dialect instance (looked up once: `.sql(dialect=name)` resolves it on every call)."""
+    from sqlglot.dialects.dialect import Dialect
+
+    return Dialect.get_or_raise(name or None)
+
+
+@lru_cache(maxsize=1024)
 def literal_sql(value: str, dialect: str) -> str:
-    """One string literal rendered by sqlglot (quotes escaped the dialect's way)."""
-    return exp.Literal.string(value).sql(dialect=dialect)
+    """One string literal rendered by sqlglot (quotes escaped the dialect's way).
+
+    Memoised: a window's end is the next window's start, and the sentinels are looked up per template.
+    """
+    return _dialect(dialect).generate(exp.Literal.string(value))
 
 
 def _fmt(t: Any) -> str:
@@ -183,22 +196,34 @@ class Template:
     def has_params(self) -> bool:
         return bool(self._tokens)
 
-    def render(self, pdef: PartitionsDef | None, keys: Sequence[str]) -> str:
+    def render(self, pdef: PartitionsDef | None, keys: Sequence[str],
+               memo: dict[str, str] | None = None) -> str:
+        """The statement for `keys`. Pass one `memo` dict to every template of a unit: the literals are
+        rendered once per unit, not once per statement."""
         if not self._tokens:
             return self.sql
-        values: dict[str, str] = {}
-        if isinstance(pdef, TimePartitionsDef):
+        # Only the literals this statement uses: a batch of N keys would otherwise render N key
+        # literals for every statement, even ones that only bound the window.
+        values = memo if memo is not None else {}
+        sql = self.sql
+        for name, token in self._tokens.items():
+            value = values.get(name)
+            if value is None:
+                value = values[name] = self._literal(name, pdef, keys, values)
+            sql = sql.replace(token, value)
+        return sql
+
+    def _literal(self, name: str, pdef: PartitionsDef | None, keys: Sequence[str], values: dict[str, str]) -> str:
+        if name in (SENTINEL_START, SENTINEL_END):
+            if not isinstance(pdef, TimePartitionsDef):
+                raise UserError(f"{name} is not available for {pdef.describe() if pdef else 'unpartitioned'}")
             win: Window = pdef.span(keys)
             values[SENTINEL_START] = literal_sql(_fmt(win.start), self.dialect)
             values[SENTINEL_END] = literal_sql(_fmt(win.end), self.dialect)
-        values[SENTINEL_KEY] = literal_sql(keys[0] if keys else "", self.dialect)
-        values[SENTINEL_KEYS] = ", ".join(literal_sql(k, self.dialect) for k in keys)
-        sql = self.sql
-        for name, token in self._tokens.items():
-            if name not in values:
-                raise UserError(f"{name} is not available for {pdef.describe() if pdef else 'unpartitioned'}")
-            sql = sql.replace(token, values[name])
-        return sql
+            return values[name]
+        if name == SENTINEL_KEY:
+            return literal_sql(keys[0] if keys else "", self.dialect)
+        return ", ".join(literal_sql(k, self.dialect) for k in keys)
 
 
 def is_static(pdef: PartitionsDef | None) -> bool:
