@@ -72,8 +72,17 @@ def test_kill_9_at_random_points_then_resume_matches_a_clean_run(tmp_path: Path)
     rng = random.Random(SEED)
     ref = make_project(tmp_path / "ref", start=START, end=END, days=DAYS, rows_per_day=3000, customers=500,
                        slow=True)
+    started = time.monotonic()
     r = run_cli(ref, "backfill", "--partitions", f"{START}..2024-04-29")
     assert r.returncode == 0, r.stderr
+    total = time.monotonic() - started
+    started = time.monotonic()
+    r = run_cli(ref, "backfill", "--partitions", f"{START}..2024-04-29", "--dry-run")
+    startup = time.monotonic() - started
+    # Kill delays scale with what a clean run costs here (start-up, then the work), so the kills land
+    # mid-backfill on a fast idle machine and on a loaded CI one alike: each kill lets through about
+    # a twelfth of the work on average, ten kills about 0.8 of it.
+    work = max(0.2, total - startup)
     root = make_project(tmp_path / "p", start=START, end=END, days=DAYS, rows_per_day=3000, customers=500,
                        slow=True)
     expected = expected_per_day(root / "warehouse.duckdb")
@@ -83,7 +92,7 @@ def test_kill_9_at_random_points_then_resume_matches_a_clean_run(tmp_path: Path)
     while kills < 10:
         proc = popen_cli(root, *args)
         # random points: before the warehouse opens, mid-partition, between commit and state write...
-        time.sleep(rng.uniform(0.2, 0.9))
+        time.sleep(rng.uniform(0.5, 1.0) * startup + rng.uniform(0.0, work / 6))
         finished = proc.poll() is not None
         if not finished:
             proc.kill()  # SIGKILL
@@ -104,6 +113,8 @@ def test_kill_9_at_random_points_then_resume_matches_a_clean_run(tmp_path: Path)
         assert checksum(root / "warehouse.duckdb", table) == checksum(ref / "warehouse.duckdb", table), table
     assert len(done_partitions(root, "daily")) == DAYS  # 2024-01-01..2024-04-29 (a leap year)
     assert kills >= 10, f"only {kills} kills landed mid-run (progress {progress})"
+    advanced = sum(1 for a, b in zip([0, *progress], progress, strict=False) if b > a)
+    assert advanced >= 5 and progress[-1] < DAYS, f"too few kills landed mid-backfill (progress {progress})"
 
 
 def test_two_concurrent_backfills_on_one_asset(tmp_path: Path) -> None:
