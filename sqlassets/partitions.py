@@ -384,6 +384,15 @@ def partitions_def_from_config(config: dict[str, Any], meta: dict[str, Any] | No
     meta = meta or {}
     sq = (config.get("meta") or {}).get("sqlassets") or meta.get("sqlassets") or {}
     spec = sq.get("partitions") if isinstance(sq, dict) else None
+    microbatch = config.get("incremental_strategy") == "microbatch" and config.get("materialized") == "incremental"
+    refine: dict[str, Any] = {}
+    if microbatch and isinstance(spec, dict) and "type" not in spec:
+        # A microbatch model keeps dbt's config and may only add what dbt has no setting for (an end).
+        refine, spec = spec, None
+        unknown = set(refine) - {"end", "timezone"}
+        if unknown:
+            raise PartitionError(f"{where}: a microbatch model's meta.sqlassets.partitions may set only end and "
+                                 f"timezone (or a full spec with 'type'), not {', '.join(sorted(unknown))}")
     if spec is not None:
         if not isinstance(spec, dict) or "type" not in spec:
             raise PartitionError(f"{where}: meta.sqlassets.partitions must be a mapping with 'type'")
@@ -400,7 +409,7 @@ def partitions_def_from_config(config: dict[str, Any], meta: dict[str, Any] | No
         return make_time_def(typ, spec.get("start"), end=spec.get("end"), timezone=spec.get("timezone"),
                              column=spec.get("column") or config.get("event_time"),
                              lookback=spec.get("lookback", 0), batchable=batchable, where=where)
-    if config.get("incremental_strategy") == "microbatch" and config.get("materialized") == "incremental":
+    if microbatch:
         grain = _MICROBATCH_GRAINS.get(str(config.get("batch_size") or "").lower())
         if grain is None:
             raise PartitionError(f"{where}: microbatch batch_size must be hour, day, month or year, "
@@ -410,8 +419,9 @@ def partitions_def_from_config(config: dict[str, Any], meta: dict[str, Any] | No
         if not config.get("begin"):
             raise PartitionError(f"{where}: microbatch models need begin (e.g. begin: '2024-01-01')")
         lookback = config.get("lookback")
-        return make_time_def(grain, config.get("begin"), column=config.get("event_time"),
-                             lookback=1 if lookback is None else lookback, where=where)
+        return make_time_def(grain, config.get("begin"), end=refine.get("end"), timezone=refine.get("timezone"),
+                             column=config.get("event_time"), lookback=1 if lookback is None else lookback,
+                             where=where)
     kind = config.get("partitioned")
     if kind not in (None, "", "none", False):
         kind = str(kind).lower()

@@ -126,12 +126,19 @@ def show(graph: AssetGraph, key: str, color: bool) -> str:
     if a.tags:
         lines.append(f"  tags:            {', '.join(a.tags)}")
     if a.description:
-        lines.append(f"  description:     {a.description}")
+        lines.append(f"  description:     {a.description.strip()}")
     lines.append(f"  upstream:        {', '.join(a.deps) or '-'}")
     lines.append(f"  downstream:      {', '.join(graph.children(key)) or '-'}")
-    partitions = a.config.get("partitioned") or (a.config.get("incremental_strategy") == "microbatch" and "microbatch")
-    if partitions:
-        lines.append(f"  partitions:      {partitions}")
+    from sqlassets.errors import PartitionError
+    from sqlassets.partitions import partitions_def
+
+    try:
+        pdef = partitions_def(a)
+    except PartitionError as exc:
+        lines.append(f"  partitions:      invalid: {exc}")
+    else:
+        if pdef is not None:
+            lines.append(f"  partitions:      {pdef.describe()}")
     if a.columns:
         lines.append(head("  columns:"))
         width = max(len(c.name) for c in a.columns)

@@ -3,7 +3,7 @@
 -- partitioned: daily
 -- partition_column: event_date
 -- partition_start: 2024-01-01
--- partition_end: 2024-12-31
+-- partition_end: 2025-01-01
 -- owner: growth-analytics@shop.example
 -- group: growth
 -- tags: kpi, daily

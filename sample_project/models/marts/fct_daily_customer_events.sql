@@ -7,7 +7,8 @@
         event_time='event_date',
         batch_size='day',
         begin='2024-01-01',
-        lookback=1
+        lookback=1,
+        meta={'sqlassets': {'partitions': {'end': '2025-01-01'}}}
     )
 }}
 
