@@ -27,6 +27,7 @@ demo: sample-data
 	$(BIN)/python -m sqlassets.demo $(SAMPLE)
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)

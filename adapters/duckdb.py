@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import duckdb
-from sqlassets.adapters.base import Adapter, ColumnInfo, Session
 
+from sqlassets.adapters.base import Adapter, ColumnInfo, Session
 from sqlassets.errors import UserError
 
 _LOCK_PID = re.compile(r"\(PID (\d+)\)")

@@ -28,9 +28,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlassets.checks.specs import DbtTest, parse_severity
-
 from sqlassets.check_results import CheckResult, Severity
+from sqlassets.checks.specs import DbtTest, parse_severity
 from sqlassets.errors import ConfigError, UserError
 
 if TYPE_CHECKING:

@@ -32,9 +32,8 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from sqlassets.checks.specs import Expectation, Suite
-
 from sqlassets.check_results import CheckResult
+from sqlassets.checks.specs import Expectation, Suite
 
 _LOCK = threading.Lock()  # one GX validation at a time: the ephemeral context is not thread-safe
 _COUNTER = itertools.count()

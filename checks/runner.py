@@ -18,11 +18,10 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from sqlassets.check_results import CheckResult, Severity
 from sqlassets.checks.dbt_tests import compiled_tests, discover_tests, restrict_to_partition, run_test
 from sqlassets.checks.specs import AssetChecks
 from sqlassets.checks.suites import checks_config, discover_suites
-
-from sqlassets.check_results import CheckResult, Severity
 
 if TYPE_CHECKING:
     from sqlassets.graph import AssetGraph

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlassets.checks.specs import Expectation, Suite, parse_severity
 
 from sqlassets.check_results import Severity
+from sqlassets.checks.specs import Expectation, Suite, parse_severity
 from sqlassets.errors import ConfigError
 
 if TYPE_CHECKING:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from sqlassets.adapters.duckdb import DuckDBAdapter
 
+from sqlassets.adapters.duckdb import DuckDBAdapter
 from sqlassets.errors import UserError
 from sqlassets.model import Asset, Relation
 from sqlassets.partitions import make_time_def, partitions_def

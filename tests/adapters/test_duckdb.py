@@ -9,10 +9,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from sqlassets.adapters.base import Adapter, adapter_for
-from sqlassets.adapters.duckdb import DuckDBAdapter, WarehouseBusy
 from sqlglot import exp
 
+from sqlassets.adapters.base import Adapter, adapter_for
+from sqlassets.adapters.duckdb import DuckDBAdapter, WarehouseBusy
 from sqlassets.errors import ConfigError
 from sqlassets.model import Relation
 from sqlassets.project import Warehouse

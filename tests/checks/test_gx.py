@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from checks_support import make_shop_checks
+
 from sqlassets.checks.gx import validate_suite
 from sqlassets.checks.specs import Expectation, Suite
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import duckdb
 from checks_support import built_sample  # noqa: F401  (session fixture)
 from conftest import invoke
-from sqlassets.checks.dbt_tests import restrict_to_partition
 
+from sqlassets.checks.dbt_tests import restrict_to_partition
 from sqlassets.model import Relation
 
 
