@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlassets.check_results import CheckResult, Severity
 from sqlassets.checks.specs import DbtTest, parse_severity
-from sqlassets.errors import ConfigError, UserError
+from sqlassets.errors import ConfigError
 
 if TYPE_CHECKING:
     from sqlassets.graph import AssetGraph
@@ -149,52 +149,20 @@ def cache_key(project: Project, manifest: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
-def _scratch_profiles(project: Project, base: Path) -> Path | None:
-    """profiles.yml pointing dbt at a scratch DuckDB file named like the warehouse (never the warehouse)."""
-    wh = project.warehouse
-    if wh.type != "duckdb" or wh.path is None:
-        return None
-    import yaml
-
-    scratch = base / "db" / wh.path.name
-    scratch.parent.mkdir(parents=True, exist_ok=True)
-    output = dict(wh.options or {})
-    output.update({"type": "duckdb", "path": str(scratch), "threads": 1})
-    target = project.target or "dev"
-    profile = project.profile_name or project.name
-    (base / "profiles.yml").write_text(
-        yaml.safe_dump({profile: {"target": target, "outputs": {target: output}}}), encoding="utf-8")
-    return base
-
-
 def _run_dbt_compile(project: Project, base: Path) -> dict[str, str]:
-    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    from dbt.cli.main import dbtRunner
+    """One `dbt compile` of every test (against a scratch database); unique_id -> compiled SQL."""
+    from sqlassets import dbt_invoke
 
-    profiles_dir = _scratch_profiles(project, base) or project.profiles_dir
+    profiles_dir = dbt_invoke.scratch_profiles(project, base) or project.profiles_dir
     if profiles_dir is None:
         raise ConfigError("no profiles.yml found to compile dbt tests; add one or pass --profiles-dir")
-    args = [
-        "compile", "--project-dir", str(project.root), "--profiles-dir", str(profiles_dir),
-        "--target-path", str(base / "target"), "--log-path", str(project.state_dir / "logs"),
-        "--no-introspect", "--no-populate-cache", "--log-level", "none", "--log-level-file", "none",
-        "--quiet", "--no-send-anonymous-usage-stats", "--no-version-check",
-        "--select", "resource_type:test",
-    ]
-    if project.target:
-        args += ["--target", project.target]
-    result = dbtRunner().invoke(args)
-    if not result.success:
-        exc = result.exception
-        message = " ".join(str(exc).split())[:400] if exc else ""
-        if not message and result.result is not None:
-            errors = [f"{r.node.name}: {' '.join(str(r.message).split())[:200]}" for r in result.result
-                      if getattr(r, "status", None) in ("error", "fail")]
-            message = "; ".join(errors[:3])
-        raise UserError(f"dbt compile of tests failed: {message or 'see ' + str(project.state_dir / 'logs')}")
-    return {res.node.unique_id: res.node.compiled_code for res in (result.result or [])
-            if getattr(res.node, "compiled_code", None) is not None}
+    result = dbt_invoke.invoke(
+        project, "compile",
+        ["--target-path", str(base / "target"), "--no-introspect", "--no-populate-cache",
+         "--select", "resource_type:test"],
+        profiles_dir=profiles_dir, log_dir=project.state_dir / "logs", what="dbt compile of tests",
+    )
+    return dbt_invoke.compiled_code(result)
 
 
 def compiled_tests(project: Project, tests: Iterable[DbtTest]) -> dict[str, str]:

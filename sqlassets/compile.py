@@ -88,64 +88,22 @@ def cache_key(project: Project, graph: AssetGraph, asset: Asset, files_digest: s
     return h.hexdigest()[:32]
 
 
-def _scratch_profiles(project: Project) -> Path | None:
-    """A profiles.yml whose DuckDB path points at a scratch file named like the warehouse."""
-    wh = project.warehouse
-    if wh.type != "duckdb" or wh.path is None:
-        return None
-    import yaml
-
-    base = project.state_dir / "compile"
-    scratch_db = base / "db" / wh.path.name
-    scratch_db.parent.mkdir(parents=True, exist_ok=True)
-    output = {k: v for k, v in (wh.options or {}).items()}
-    output["type"] = "duckdb"
-    output["path"] = str(scratch_db)
-    output["threads"] = 1
-    target = project.target or "dev"
-    profile = project.profile_name or project.name
-    (base / "profiles.yml").write_text(
-        yaml.safe_dump({profile: {"target": target, "outputs": {target: output}}}), encoding="utf-8")
-    return base
-
-
 def _run_dbt_compile(project: Project, assets: list[Asset]) -> dict[str, str]:
     """One `dbt compile` for `assets`; returns unique_id -> compiled SQL."""
-    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    from dbt.cli.main import dbtRunner
+    from sqlassets import dbt_invoke
 
-    profiles_dir = _scratch_profiles(project) or project.profiles_dir
+    base = project.state_dir / "compile"
+    profiles_dir = dbt_invoke.scratch_profiles(project, base) or project.profiles_dir
     if profiles_dir is None:
         raise ConfigError("no profiles.yml found for dbt compile; add one or pass --profiles-dir")
     selectors = sorted({f"path:{a.path}" for a in assets if a.path})
-    args = [
-        "compile", "--project-dir", str(project.root), "--profiles-dir", str(profiles_dir),
-        "--target-path", str(project.state_dir / "compile" / "target"),
-        "--log-path", str(project.state_dir / "logs"),
-        "--vars", json.dumps(DBT_VARS), "--full-refresh", "--no-introspect",
-        "--log-level", "none", "--log-level-file", "none", "--quiet",
-        "--no-send-anonymous-usage-stats", "--no-version-check",
-        "--select", *selectors,
-    ]
-    if project.target:
-        args += ["--target", project.target]
-    result = dbtRunner().invoke(args)
-    if not result.success:
-        exc = result.exception
-        message = " ".join(str(exc).split())[:400] if exc else ""
-        if not message and result.result is not None:
-            errors = [f"{r.node.name}: {' '.join(str(r.message).split())[:200]}" for r in result.result
-                      if getattr(r, "status", None) in ("error", "fail")]
-            message = "; ".join(errors[:3])
-        raise UserError(f"dbt compile failed: {message or 'see dbt logs in ' + str(project.state_dir / 'logs')}")
-    out: dict[str, str] = {}
-    for res in result.result or []:
-        node = res.node
-        code = getattr(node, "compiled_code", None)
-        if code is not None:
-            out[node.unique_id] = code
-    return out
+    result = dbt_invoke.invoke(
+        project, "compile",
+        ["--target-path", str(base / "target"), "--vars", json.dumps(DBT_VARS), "--full-refresh",
+         "--no-introspect", "--select", *selectors],
+        profiles_dir=profiles_dir, log_dir=project.state_dir / "logs", what="dbt compile",
+    )
+    return dbt_invoke.compiled_code(result)
 
 
 def compiled_sql(project: Project, graph: AssetGraph, keys: Iterable[str]) -> dict[str, str]:

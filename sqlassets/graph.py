@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 
 from sqlassets.errors import GraphError
-from sqlassets.model import Asset
+from sqlassets.model import Asset, Relation
 
 
 class AssetGraph:
@@ -98,25 +98,19 @@ class AssetGraph:
         seen.discard(key)
         return seen
 
+    @property
+    def relation_index(self) -> dict[str, str]:
+        """Lower-cased `db.schema.id` / `schema.id` / `id` -> asset key (see `relation_index`)."""
+        if self._by_relation is None:
+            self._by_relation = relation_index((a.relation, a.key) for a in self._assets.values())
+        return self._by_relation
+
     def by_relation(self, name: str) -> Asset | None:
         """The asset a SQL table reference names (`db.schema.id`, `schema.id` or `id`, case-insensitive).
 
         A bare identifier resolves only when exactly one asset has it.
         """
-        if self._by_relation is None:
-            index: dict[str, str] = {}
-            ambiguous: set[str] = set()
-            for asset in self._assets.values():
-                if asset.relation is None:
-                    continue
-                for lk in asset.relation.lookup_keys():
-                    if lk in index and index[lk] != asset.key:
-                        ambiguous.add(lk)
-                    index[lk] = asset.key
-            for lk in ambiguous:
-                del index[lk]
-            self._by_relation = index
-        key = self._by_relation.get(name.lower())
+        key = lookup_relation(self.relation_index, tuple(name.split(".")))
         return self._assets[key] if key else None
 
     def select(self, select: Sequence[str] | str | None = None, exclude: Sequence[str] | str | None = None
@@ -169,3 +163,33 @@ class AssetGraph:
         cycle = path[index[node]:]
         cycle.reverse()  # deps point upstream; print upstream -> downstream
         return [*cycle, cycle[0]]
+
+
+def relation_index(pairs: Iterable[tuple[Relation | None, str]]) -> dict[str, str]:
+    """Lower-cased `db.schema.id`, `schema.id` and `id` -> key, for matching table references in SQL.
+
+    A name two assets share (e.g. the same identifier in two schemas) is left out, so a reference
+    resolves only when it is unambiguous.
+    """
+    index: dict[str, str] = {}
+    ambiguous: set[str] = set()
+    for relation, key in pairs:
+        if relation is None:
+            continue
+        for lk in relation.lookup_keys():
+            if lk in index and index[lk] != key:
+                ambiguous.add(lk)
+            index[lk] = key
+    for lk in ambiguous:
+        del index[lk]
+    return index
+
+
+def lookup_relation(index: dict[str, str], parts: tuple[str, ...]) -> str | None:
+    """The key a table reference (catalog, schema, name parts) names; `db.schema.id` falls back to
+    `schema.id`, since a project's database name is often left out or differs by target."""
+    low = [p.lower() for p in parts if p]
+    key = index.get(".".join(low))
+    if key is None and len(low) > 2:
+        key = index.get(".".join(low[-2:]))
+    return key

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlassets.errors import UserError
-from sqlassets.graph import AssetGraph
+from sqlassets.graph import AssetGraph, lookup_relation
 from sqlassets.lineage.cache import LineageCache, fingerprint
 from sqlassets.lineage.graph import ColumnGraph
 from sqlassets.lineage.result import AssetLineage
@@ -28,9 +28,7 @@ from sqlassets.lineage.schema import (
     SNAPSHOT_COLUMNS,
     SchemaRegistry,
     declared_columns,
-    lookup_in,
     read_catalog,
-    relation_index,
 )
 from sqlassets.model import Asset
 from sqlassets.project import Project
@@ -106,7 +104,7 @@ def resolve_asset(key: str, kind: str, sql: str, dialect: str, tables: dict[str,
     from sqlassets.lineage.resolve import ResolveError, resolve_query
 
     try:
-        q = resolve_query(sql, dialect, tables, lambda parts: lookup_in(index, parts))
+        q = resolve_query(sql, dialect, tables, lambda parts: lookup_relation(index, parts))
     except ResolveError as exc:
         return AssetLineage(key, (), unresolved={"*": str(exc)}, origin="unknown")
     except RecursionError:
@@ -186,7 +184,7 @@ def _build_lineage(project: Project | None, graph: AssetGraph, *, use_cache: boo
     catalog, stats.catalog = read_catalog(project, graph)
     if cache is None:
         cache = LineageCache.for_state_dir(project.state_dir if (use_cache and project is not None) else None)
-    index = relation_index(graph)
+    index = graph.relation_index
     registry = SchemaRegistry()
     records: dict[str, AssetLineage] = {}
     if workers is None:

@@ -19,7 +19,7 @@ import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 
-from sqlassets.graph import AssetGraph
+from sqlassets.graph import AssetGraph, lookup_relation
 from sqlassets.model import Asset
 from sqlassets.project import Project
 
@@ -32,31 +32,6 @@ def declared_columns(asset: Asset) -> tuple[str, ...] | None:
     if not asset.columns:
         return None
     return tuple(dict.fromkeys(c.name.lower() for c in asset.columns))
-
-
-def relation_index(graph: AssetGraph) -> dict[str, str]:
-    """Lower-cased `db.schema.id`, `schema.id`, `id` -> asset key; ambiguous names are left out."""
-    index: dict[str, str] = {}
-    ambiguous: set[str] = set()
-    for asset in graph:
-        if asset.relation is None:
-            continue
-        for lk in asset.relation.lookup_keys():
-            if lk in index and index[lk] != asset.key:
-                ambiguous.add(lk)
-            index[lk] = asset.key
-    for lk in ambiguous:
-        del index[lk]
-    return index
-
-
-def lookup_in(index: dict[str, str], parts: tuple[str, ...]) -> str | None:
-    """The asset a table reference names; `db.schema.id` falls back to `schema.id` as the loaders do."""
-    low = [p.lower() for p in parts]
-    key = index.get(".".join(low))
-    if key is None and len(low) > 2:
-        key = index.get(".".join(low[-2:]))
-    return key
 
 
 def read_catalog(project: Project | None, graph: AssetGraph) -> tuple[dict[str, tuple[str, ...]], str]:
@@ -87,10 +62,10 @@ def read_catalog(project: Project | None, graph: AssetGraph) -> tuple[dict[str, 
     except Exception as exc:  # locked, corrupt, newer storage version: lineage goes on without it
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return {}, f"catalog not read ({first[:120]})"
-    index = relation_index(graph)
+    index = graph.relation_index
     out: dict[str, list[str]] = {}
     for cat, sch, name, col in rows:
-        key = lookup_in(index, (cat, sch, name))
+        key = lookup_relation(index, (cat, sch, name))
         if key is not None:
             out.setdefault(key, []).append(col.lower())
     return {k: tuple(dict.fromkeys(v)) for k, v in out.items()}, f"catalog read from {path.name} ({len(out)} tables)"

@@ -124,35 +124,15 @@ def run_dbt_parse(project: Project) -> Path:
     """
     import tempfile
 
-    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    from dbt.cli.main import dbtRunner  # heavy: only on the slow path
+    from sqlassets import dbt_invoke
 
     with tempfile.TemporaryDirectory(prefix="sqlassets-dbt-") as tmp:
         profiles_dir = project.profiles_dir
         if profiles_dir is None:
             profiles_dir = Path(tmp)
             _write_fallback_profile(project, profiles_dir)
-        args = [
-            "parse",
-            "--project-dir", str(project.root),
-            "--profiles-dir", str(profiles_dir),
-            "--log-path", str(Path(tmp) / "logs"),
-            "--log-level", "none",
-            "--log-level-file", "none",
-            "--no-send-anonymous-usage-stats",
-            "--no-version-check",
-            "--quiet",
-        ]
-        if project.profile_name:
-            args += ["--profile", project.profile_name]
-        if project.target:
-            args += ["--target", project.target]
-        result = dbtRunner().invoke(args)
-    if not result.success:
-        exc = result.exception
-        message = " ".join(str(exc).split()) if exc else "dbt parse failed"
-        raise ConfigError(f"dbt parse of {project.root} failed: {message}")
+        dbt_invoke.invoke(project, "parse", [], profiles_dir=profiles_dir, log_dir=Path(tmp) / "logs",
+                          what=f"dbt parse of {project.root}")
     path = manifest_path(project)
     project.state_dir.mkdir(parents=True, exist_ok=True)
     _stamp_path(project).write_bytes(

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlassets.errors import ConfigError
+from sqlassets.graph import lookup_relation, relation_index
 from sqlassets.model import Asset, Relation
 
 MATERIALIZATIONS = ("view", "table", "incremental", "ephemeral")
@@ -155,37 +156,21 @@ def load_sql_assets(
     parsed = [parse_sql_file(p, root, default_dialect) for p in discover(sql_paths)]
     if not parsed:
         return []
-    index: dict[str, str] = {}
-    ambiguous: set[str] = set()
-
-    def add(relation: Relation, key: str) -> None:
-        for lk in relation.lookup_keys():
-            if lk in index and index[lk] != key:
-                ambiguous.add(lk)
-            index[lk] = key
-
-    for a in known:
-        if a.relation is not None:
-            add(a.relation, a.key)
     sql_assets: list[tuple[SqlFile, str, Relation]] = []
     for f in parsed:
         key = f.header.get("name") or f.path.stem
         if not _NAME.match(key):
             raise ConfigError(f"file name '{f.path.stem}' is not a SQL identifier; add '-- name: <identifier>'",
                               path=f.rel_path)
-        relation = Relation(database, f.header.get("schema") or schema, key)
-        add(relation, key)
-        sql_assets.append((f, key, relation))
-    for lk in ambiguous:
-        index.pop(lk, None)
+        sql_assets.append((f, key, Relation(database, f.header.get("schema") or schema, key)))
+    index = relation_index([*((a.relation, a.key) for a in known), *((r, k) for _, k, r in sql_assets)])
 
     externals: dict[str, Asset] = {}
     out: list[Asset] = []
     for f, key, relation in sql_assets:
         deps: list[str] = []
         for catalog, db, name in f.tables:
-            parts = [p.lower() for p in (catalog, db, name) if p]
-            dep = index.get(".".join(parts)) or (index.get(".".join(parts[-2:])) if len(parts) > 2 else None)
+            dep = lookup_relation(index, (catalog or "", db or "", name))
             if dep is None:
                 ext_key = ".".join(p for p in (catalog, db, name) if p)
                 dep = ext_key
