@@ -334,6 +334,11 @@ def run_gate(project: Project, graph: AssetGraph, *, base: Path, seed_from: Path
     if summary is not None:
         outcome.build = {"done": summary.done, "failed": summary.failed, "skipped": summary.skipped,
                          "failures": [list(f) for f in summary.failures], "database": str(ci_db)}
+        for asset, keys, error in summary.failures[:10]:
+            where = f" [{keys}]" if keys and keys != "-" else ""
+            echo(f"  failed {asset}{where}: {error}")
+        if len(summary.failures) > 10:
+            echo(f"  ... {len(summary.failures) - 10} more in the PR comment (--markdown)")
     else:
         outcome.build = {"done": 0, "failed": 0, "skipped": 0, "failures": [], "database": str(ci_db)}
     outcome.results = [r for runner in runners for r in runner.results]
@@ -342,4 +347,6 @@ def run_gate(project: Project, graph: AssetGraph, *, base: Path, seed_from: Path
     outcome.breaking, method = downstream_readers(cproj, graph, changes)
     if changes:
         echo(f"column changes: {len(changes)}; breaking (read downstream, by {method}): {len(outcome.breaking)}")
+    for b in outcome.breaking:
+        echo(f"  breaking: {b['asset']}.{b['column']} {b['change']}; read by {', '.join(b['downstream'])}")
     return outcome

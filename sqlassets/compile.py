@@ -19,7 +19,7 @@ import json
 import os
 import threading
 from collections.abc import Iterable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from sqlassets.errors import ConfigError, UserError
@@ -88,6 +88,17 @@ def cache_key(project: Project, graph: AssetGraph, asset: Asset, files_digest: s
     return h.hexdigest()[:32]
 
 
+def _selector(project: Project, asset: Asset) -> str:
+    """A dbt selector for `asset`'s node.
+
+    `path:` globs from the root project, while a package node's path is relative to its package: select
+    those by package and file name instead (an extra node picked up is harmless, results are by unique_id).
+    """
+    if asset.package and project.name and asset.package != project.name:
+        return f"package:{asset.package},file:{PurePosixPath(asset.path or '').name}"
+    return f"path:{asset.path}"
+
+
 def _run_dbt_compile(project: Project, assets: list[Asset]) -> dict[str, str]:
     """One `dbt compile` for `assets`; returns unique_id -> compiled SQL."""
     from sqlassets import dbt_invoke
@@ -96,7 +107,7 @@ def _run_dbt_compile(project: Project, assets: list[Asset]) -> dict[str, str]:
     profiles_dir = dbt_invoke.scratch_profiles(project, base) or project.profiles_dir
     if profiles_dir is None:
         raise ConfigError("no profiles.yml found for dbt compile; add one or pass --profiles-dir")
-    selectors = sorted({f"path:{a.path}" for a in assets if a.path})
+    selectors = sorted({_selector(project, a) for a in assets if a.path})
     result = dbt_invoke.invoke(
         project, "compile",
         ["--target-path", str(base / "target"), "--vars", json.dumps(DBT_VARS), "--full-refresh",

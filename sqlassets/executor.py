@@ -478,17 +478,21 @@ def execute_request(project: Project, graph: AssetGraph, req: RunRequest, *,
     """Plan, print the plan, and (unless --dry-run) run it with leases, state and progress."""
     from sqlassets.adapters.base import adapter_for
 
-    state = StateStore(project.state_dir)
+    # --dry-run writes nothing: not even a new state database or a crashed-run cleanup.
+    state = StateStore(project.state_dir, readonly=req.dry_run)
     try:
-        state.reap_crashed()
+        if not req.dry_run:
+            state.reap_crashed()
         backfill_id = req.resume
         requested = None
         if req.resume is not None:
             bf = state.backfill(req.resume)
             if bf is None:
                 raise UserError(f"no backfill {req.resume}; see `sqlassets backfill list`")
-            requested = {k: v for k, v in bf["requested"].items() if k in graph}
-            missing_assets = sorted(set(bf["requested"]) - set(requested))
+            # Only what the backfill has not written yet, rebuilt whatever its state: a `--stale`/`--all`
+            # backfill asked for partitions that were already done, so "missing" alone would skip them.
+            requested = {k: v for k, v in state.backfill_outstanding(bf).items() if k in graph}
+            missing_assets = sorted(a for a in bf["requested"] if a not in graph)
             if missing_assets:
                 echo(f"note: asset(s) no longer in the project: {', '.join(missing_assets)}")
             opts = bf["options"]
@@ -499,7 +503,8 @@ def execute_request(project: Project, graph: AssetGraph, req: RunRequest, *,
             if not selected:
                 raise UserError("the selection matches no asset; see `sqlassets list --select ...`")
         plan = build_plan(graph, selected, state, mode=req.mode, partitions=req.partitions,
-                          partition=req.partition, full_refresh=req.options.full_refresh, requested=requested)
+                          partition=req.partition, full_refresh=req.options.full_refresh, requested=requested,
+                          rebuild_requested=req.resume is not None)
         for line in plan.lines(graph):
             echo(line)
         if req.dry_run:
@@ -529,9 +534,12 @@ def execute_request(project: Project, graph: AssetGraph, req: RunRequest, *,
                                           wait=req.options.wait, on_wait=echo)
             if waited:
                 # The run we waited for may have written what we planned: plan again, keep only that.
+                if req.resume is not None:
+                    requested = {k: v for k, v in state.backfill_outstanding(bf).items() if k in graph}
                 plan = build_plan(graph, selected, state, mode=req.mode, partitions=req.partitions,
                                   partition=req.partition, full_refresh=req.options.full_refresh,
-                                  requested=requested if requested is not None else plan.requested())
+                                  requested=requested if requested is not None else plan.requested(),
+                                  rebuild_requested=req.resume is not None)
                 echo(f"after waiting: {plan.total} unit(s) still to run")
             if req.options.full_refresh:
                 for a in plan.to_run:

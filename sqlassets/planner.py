@@ -109,17 +109,19 @@ class Plan:
         parts = sum(1 for a in runs if a.partitioned)
         head = (f"Plan ({self.mode}{', full refresh' if self.full_refresh else ''}): {len(runs)} asset(s), "
                 f"{self.total} unit(s)" + (f" across {parts} partitioned asset(s)" if parts else ""))
-        if not runs:
-            return [head, "  nothing to do: every selected partition is done"
-                    + (" (use --stale or --all to rebuild)" if self.mode == "missing" else "")]
-        width = max(len(a.key) for a in runs)
+        skipped = [a for a in self.assets if a.skipped]
         out = [head]
+        if not runs and self.assets and len(skipped) == len(self.assets):
+            out.append("  nothing to do: sqlassets does not build any selected asset")
+        elif not runs:
+            out.append("  nothing to do: every selected partition is done"
+                       + (" (use --stale or --all to rebuild)" if self.mode == "missing" else ""))
+        width = max((len(a.key) for a in runs), default=0)
         for a in runs:
             pdef = partitions_def(graph[a.key]) if a.partitioned else None
             why = ", ".join(f"{n} {r}" for r, n in a.reasons)
             what = compress_keys(pdef, list(a.keys)) if a.partitioned else "(whole asset)"
             out.append(f"  {a.key:<{width}}  {a.strategy:<17} {len(a.keys):>5}  {what}  [{why}]")
-        skipped = [a for a in self.assets if a.skipped]
         if skipped:
             out.append("  skipped: " + ", ".join(f"{a.key} ({a.skipped})" for a in skipped[:8])
                        + (f" and {len(skipped) - 8} more" if len(skipped) > 8 else ""))
@@ -143,8 +145,13 @@ def identity(down: PartitionsDef | None, up: PartitionsDef | None) -> bool:
 
 def build_plan(graph: AssetGraph, selected: Sequence[str], state: StateStore, *, mode: str = "missing",
                partitions: str | None = None, partition: str | None = None, full_refresh: bool = False,
-               requested: Mapping[str, Sequence[str]] | None = None, now: datetime | None = None) -> Plan:
-    """Plan a run over `selected` asset keys (topological order)."""
+               requested: Mapping[str, Sequence[str]] | None = None, now: datetime | None = None,
+               rebuild_requested: bool = False) -> Plan:
+    """Plan a run over `selected` asset keys (topological order).
+
+    `rebuild_requested` (resuming a backfill): every partition in `requested` runs even if it is done,
+    since a `--stale`/`--all` backfill asked for partitions that were already done before it started.
+    """
     if mode not in MODES:
         raise UserError(f"unknown mode '{mode}'; use one of {', '.join(MODES)}")
     if partitions is not None and partition is not None:
@@ -209,6 +216,8 @@ def build_plan(graph: AssetGraph, selected: Sequence[str], state: StateStore, *,
                         if stamp is not None and m.materialized_at is not None and stamp > m.materialized_at:
                             reason = "upstream newer"
                             break
+            if reason is None and rebuild_requested and requested is not None:
+                reason = "not yet rebuilt"
             if reason is not None:
                 reasons[reason] += 1
                 chosen.append(k)

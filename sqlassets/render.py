@@ -142,9 +142,10 @@ def show(graph: AssetGraph, key: str, color: bool) -> str:
     if a.columns:
         lines.append(head("  columns:"))
         width = max(len(c.name) for c in a.columns)
+        twidth = max(len(c.type or "?") for c in a.columns)
         for c in a.columns:
             desc = f"  {c.description}" if c.description else ""
-            lines.append(f"    {c.name:<{width}}  {c.type or '?'}{desc}")
+            lines.append(f"    {c.name:<{width}}  {c.type or '?':<{twidth}}{desc}".rstrip())
     sql = a.raw_sql
     if sql:
         body = sql.strip().splitlines()

@@ -1,7 +1,8 @@
 """dbt-compatible node selection over an `AssetGraph`.
 
 Supported, as users type them daily in dbt:
-    name, stg_* (wildcards), +name, name+, 2+name, name+1, @name,
+    name, stg_* (wildcards), a folder as in dbt (`marts`: every node under models/marts), +name, name+,
+    2+name, name+1, @name,
     tag:x, path:models/marts, group:x, kind:model|seed|snapshot|source|sql|external,
     source:raw, source:raw.events, owner:x, package:x
 Space separates a union, comma an intersection; `--exclude` takes the same syntax.
@@ -14,6 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
 from sqlassets.errors import SelectionError
@@ -83,7 +85,7 @@ def _matches(atom: Atom, asset: Asset) -> bool:
             names.add(asset.key[len(asset.package) + 1:])  # package-qualified on a clash: dbt selects both
         if asset.version is not None:
             names |= {n.rsplit(".v", 1)[0] for n in tuple(names)}  # `dim_customers` selects every version
-        return any(fnmatchcase(n, value) for n in names)
+        return any(fnmatchcase(n, value) for n in names) or _fqn_match(value, _fqn(asset))
     if method == "tag":
         return any(fnmatchcase(t, value) for t in asset.tags)
     if method == "path":
@@ -101,10 +103,37 @@ def _matches(atom: Atom, asset: Asset) -> bool:
     if method == "package":
         return asset.package is not None and fnmatchcase(asset.package, value)
     if method == "fqn":
-        return fnmatchcase(asset.key, value)
+        return fnmatchcase(asset.key, value) or _fqn_match(value, _fqn(asset))
     if method == "config.materialized":
         return asset.materialization == value
     raise AssertionError(method)
+
+
+def _fqn(asset: Asset) -> list[str] | None:
+    """dbt's fully qualified name of a dbt node: package, folders under the model/seed/snapshot path, name."""
+    if asset.kind not in ("model", "seed", "snapshot") or not asset.path:
+        return None
+    name = asset.key
+    if asset.package and name.startswith(asset.package + "."):
+        name = name[len(asset.package) + 1:]
+    if asset.version is not None:
+        name = name.rsplit(".v", 1)[0]
+    folders = PurePosixPath(asset.path.replace("\\", "/")).parts[1:-1]
+    return [asset.package or "", *folders, name]
+
+
+def _fqn_match(value: str, fqn: list[str] | None) -> bool:
+    """dbt's default (fqn) method: `marts` selects every node under models/marts, `shop.staging` too.
+
+    The dotted selector must match the start of the fqn, with or without its package, part by part.
+    """
+    if not fqn:
+        return False
+    parts = value.split(".")
+    for cand in (fqn, fqn[1:]):
+        if len(parts) <= len(cand) and all(fnmatchcase(c, p) for c, p in zip(cand, parts, strict=False)):
+            return True
+    return False
 
 
 def _path_match(value: str, path: str | None) -> bool:

@@ -420,8 +420,29 @@ class StateStore:
             out.append(bf)
         return out
 
+    def backfill_outstanding(self, bf: dict[str, Any]) -> dict[str, list[str]]:
+        """Requested partitions this backfill has not written yet, per asset.
+
+        A partition counts as written only if it was materialized after the backfill was created: a
+        `--stale` or `--all` backfill requests partitions that were done before it started, and resuming
+        it must still rebuild the ones it did not reach.
+        """
+        since = float(bf["created_at"])
+        out: dict[str, list[str]] = {}
+        for asset, keys in bf["requested"].items():
+            mats = self.materializations(asset)
+            left = [k for k in keys if not ((m := mats.get(k)) is not None and m.done
+                                            and m.materialized_at is not None and m.materialized_at >= since)]
+            if left:
+                out[asset] = left
+        return out
+
     def backfill_progress(self, bf: dict[str, Any]) -> dict[str, int]:
-        """Requested partitions that are done / failed now (computed, so it is never out of step)."""
+        """Requested partitions done / failed by this backfill (computed, so it is never out of step).
+
+        Only writes and attempts made since the backfill was created count (see `backfill_outstanding`).
+        """
+        since = float(bf["created_at"])
         done = failed = 0
         for asset, keys in bf["requested"].items():
             mats = self.materializations(asset)
@@ -429,9 +450,9 @@ class StateStore:
                 m = mats.get(k)
                 if m is None:
                     continue
-                if m.status == "done":
+                if m.done and m.materialized_at is not None and m.materialized_at >= since:
                     done += 1
-                elif m.status == "failed":
+                elif m.status == "failed" and m.attempted_at >= since:
                     failed += 1
         return {"total": bf["total"], "done": done, "failed": failed, "missing": bf["total"] - done - failed}
 

@@ -124,6 +124,12 @@ def test_show(shop_root: Path) -> None:
         assert expected in out, expected
     assert re.search(r"upstream:.*stg_payments", out)
     assert re.search(r"downstream:.*customer_revenue", out)
+    # names, types and descriptions each start in one column
+    lines = out.split("  columns:\n", 1)[1].split("  sql:", 1)[0].splitlines()
+    described = [ln for ln in lines if len(re.split(r"\s{2,}", ln.strip())) == 3]
+    assert len(described) >= 2
+    starts = {ln.index(re.split(r"\s{2,}", ln.strip())[2]) for ln in described}
+    assert len(starts) == 1, described
 
 
 def test_show_sql_asset_and_source(shop_root: Path) -> None:
@@ -131,6 +137,19 @@ def test_show_sql_asset_and_source(shop_root: Path) -> None:
     assert r.exit_code == 0 and "sql/customer_ltv.sql" in r.stdout and "finance_ext.fx_rates" in r.stdout
     r = cli(shop_root, "show", "raw.orders")
     assert r.exit_code == 0 and "source" in r.stdout and "updated_at" in r.stdout
+
+
+def test_select_takes_several_words_as_in_dbt(shop_root: Path) -> None:
+    """`--select a b` (dbt's daily habit) is the union, like `--select "a b"`; words stop at the next option."""
+    from sqlassets.cli import join_selector_args
+
+    assert join_selector_args(["list", "-s", "a", "b", "--exclude", "c", "d", "-o", "json"]) == \
+        ["list", "-s", "a b", "--exclude", "c d", "-o", "json"]
+    assert join_selector_args(["list", "--select", "--output", "json"]) == ["list", "--select", "--output", "json"]
+    r = cli(shop_root, "list", "--select", "stg_orders", "country_codes", "stg_payments", "--exclude",
+            "stg_payments", "--output", "json")
+    assert r.exit_code == 0, r.stderr
+    assert sorted(a["key"] for a in json.loads(r.stdout)["assets"]) == ["country_codes", "stg_orders"]
 
 
 def test_selection_that_matches_nothing_warns_and_succeeds(shop_root: Path) -> None:

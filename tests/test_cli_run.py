@@ -58,6 +58,17 @@ def test_backfill_list_and_resume(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "no backfill 42" in r.stderr
 
 
+def test_a_failed_materialize_names_the_command_to_re_run(tmp_path: Path, monkeypatch) -> None:
+    root = make_project(tmp_path / "p", bad_day=2, monthly=False, summary=False)
+    argv = ["sqlassets", "--project", str(root), "materialize", "-s", "daily", "--partitions", "2024-01-01..2024-01-05"]
+    monkeypatch.setattr("sys.argv", argv)
+    r = cli(root, *argv[3:])
+    assert r.exit_code == 1
+    assert "the same command" not in r.stderr
+    assert f"re-run with `sqlassets --project {root} materialize -s daily --partitions 2024-01-01..2024-01-05`" \
+        in r.stderr
+
+
 @pytest.mark.parametrize("args,message", [
     (["--partitions", "2024-01-01'; DROP TABLE raw.events; --"], "bad"),
     (["--partitions", "2024-01-05..2024-01-01"], "backwards"),

@@ -98,3 +98,14 @@ def test_materialize_dbt_models_by_partition(project_root: Path) -> None:
     con.close()
     assert got == want
     assert by_window == (7, sum(r[2] for r in want)) and total == sum(r[2] for r in want)
+
+
+def test_package_models_compile_too(shop_copy: Path) -> None:
+    """A package model's path is relative to its package, so `path:` alone never selects it in dbt."""
+    project = load_project(shop_copy)
+    graph = load_graph(project)
+    assert graph["calendar_days"].package == "shared_pkg"
+    sql = compile_mod.compiled_sql(project, graph, ["calendar_days", "shared_pkg.stg_customers", "shop.stg_customers"])
+    assert "range(" in sql["calendar_days"].lower()
+    assert "'shared' as origin" in sql["shared_pkg.stg_customers"]
+    assert "'shared'" not in sql["shop.stg_customers"]

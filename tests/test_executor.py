@@ -145,6 +145,40 @@ def test_ctrl_c_stops_cleanly_and_rolls_back(tmp_path: Path) -> None:
     assert table_rows(root / "warehouse.duckdb", "daily") == expected_daily(root)
 
 
+def test_resuming_an_interrupted_all_backfill_rebuilds_what_it_did_not_reach(tmp_path: Path) -> None:
+    """An `--all` (or `--stale`) backfill asks for partitions that are already done; resume must not skip them."""
+    root = make_project(tmp_path / "p", monthly=False, summary=False)
+    _, summary, _ = run(root, select=["daily"], partitions="2024-01-01..2024-01-10")
+    assert summary.status == "success"
+
+    def interrupt(asset, keys, attempt):
+        if keys[0] == "2024-01-05":
+            os.kill(os.getpid(), signal.SIGINT)
+
+    _, summary, _ = run(root, select=["daily"], partitions="2024-01-01..2024-01-10", mode="all", backfill=True,
+                        before_write=interrupt)
+    assert summary.status == "interrupted" and summary.backfill_id == 1
+    with StateStore(root / ".sqlassets") as st:
+        bf = st.backfill(1)
+        prog = st.backfill_progress(bf)
+        left = st.backfill_outstanding(bf)["daily"]
+    assert prog["done"] < 10 and prog["done"] + prog["missing"] == 10
+    assert "2024-01-10" in left and len(left) == prog["missing"]
+    plan, summary, lines = run(root, resume=1)
+    assert summary.status == "success" and plan.requested() == {"daily": left}
+    with StateStore(root / ".sqlassets") as st:
+        assert st.backfill_progress(st.backfill(1))["done"] == 10
+    plan, summary, _ = run(root, resume=1)
+    assert plan.empty
+
+
+def test_dry_run_writes_no_state(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "p", monthly=False, summary=False)
+    plan, summary, lines = run(root, select=["daily"], dry_run=True)
+    assert summary is None and plan.total == 31 and lines[0].startswith("Plan (missing)")
+    assert not (root / ".sqlassets" / "state.db").exists()
+
+
 def test_unknown_selection_and_bad_sql_write_nothing(tmp_path: Path) -> None:
     from sqlassets.errors import UserError
 

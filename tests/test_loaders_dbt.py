@@ -177,9 +177,13 @@ def test_stale_manifest_is_reparsed_and_code_version_follows_the_sql(shop_copy: 
     assert after["stg_orders"].code_version == before["stg_orders"].code_version
 
 
-def test_compiled_sql_is_read_when_dbt_has_compiled(shop_copy: Path) -> None:
+def test_compiled_sql_is_read_when_dbt_has_compiled(shop_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """After `dbt compile` (no warehouse tables needed on DuckDB), assets carry compiled SQL."""
     from dbt.cli.main import dbtRunner
+
+    # dbt-duckdb opens the profile's relative path (shop.duckdb) from the working directory, as a user
+    # running dbt in the project would: run there, not in the repository root.
+    monkeypatch.chdir(shop_copy)
 
     result = dbtRunner().invoke(["compile", "--project-dir", str(shop_copy), "--profiles-dir", str(shop_copy),
                                  "--quiet", "--log-level", "none", "--log-path", str(shop_copy / "logs")])

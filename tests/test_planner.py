@@ -114,3 +114,22 @@ def test_plan_is_frozen(tmp_path: Path) -> None:
     with pytest.raises(AttributeError):
         plan.mode = "all"  # type: ignore[misc]
     assert replace(plan, mode="all").mode == "all"
+
+
+def test_a_selection_of_only_unbuilt_assets_says_so_instead_of_all_done(tmp_path: Path) -> None:
+    g = graph()
+    lines = build_plan(g, ["raw.e"], StateStore(tmp_path), now=NOW).lines(g)
+    assert "every selected partition is done" not in "\n".join(lines)
+    assert lines[1] == "  nothing to do: sqlassets does not build any selected asset"
+    assert lines[2].startswith("  skipped: raw.e (")
+
+
+def test_resuming_a_backfill_rebuilds_requested_partitions_even_when_done(tmp_path: Path) -> None:
+    g = graph()
+    st = StateStore(tmp_path)
+    mark(st, "daily", ["2024-01-01", "2024-01-02"])
+    requested = {"daily": ["2024-01-01", "2024-01-02"]}
+    assert build_plan(g, ["daily"], st, requested=requested, now=NOW).empty
+    plan = build_plan(g, ["daily"], st, requested=requested, rebuild_requested=True, now=NOW)
+    assert by_key(plan)["daily"].keys == ("2024-01-01", "2024-01-02")
+    assert by_key(plan)["daily"].reasons == (("not yet rebuilt", 2),)

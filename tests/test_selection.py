@@ -79,6 +79,12 @@ CASES: list[tuple[str, object, object, set[str]]] = [
     ("path-file", "path:models/marts/fct_orders.sql", None, {"fct_orders"}),
     ("path-sql-folder", "path:sql", None, {"revenue_report", "fx_report"}),
     ("bare-path", "models/staging", None, {"stg_orders", "stg_customers", "stg_payments"}),
+    # dbt's default fqn method: a bare folder name selects the nodes under it (not raw SQL folders)
+    ("fqn-folder", "marts", None, {"fct_orders", "dim_customers"}),
+    ("fqn-folder-plus", "staging+1", None, {"stg_orders", "stg_customers", "stg_payments", "int_orders",
+                                            "fct_orders", "dim_customers", "orders_snapshot"}),
+    ("fqn-dotted", "marts.fct_orders", None, {"fct_orders"}),
+    ("fqn-method", "fqn:staging", None, {"stg_orders", "stg_customers", "stg_payments"}),
     ("path-not-prefix-of-name", "path:models/mart", None, set()),
     ("group", "group:finance", None, {"fct_orders"}),
     ("kind-model", "kind:model", None, {"stg_orders", "stg_customers", "stg_payments", "int_orders", "fct_orders",
@@ -133,6 +139,7 @@ BAD = [
     ("at-with-plus", "@fct_orders+", "@fct_orders+"),
     ("empty-intersection", "fct_orders,", "fct_orders,"),
     ("unknown-name", "fct_ordrs", "fct_ordrs"),
+    ("raw-sql-folder-is-not-a-dbt-fqn", "reports", "reports"),
     ("empty-method-value", "tag:", "tag:"),
     ("plus-on-both-sides-at", "+@x", "+@x"),
 ]

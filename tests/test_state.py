@@ -47,6 +47,21 @@ def test_backfill_progress_is_computed_from_materializations(tmp_path: Path) -> 
         assert st.backfill(bf)["options"] == {"concurrency": 2}
 
 
+def test_backfill_counts_only_partitions_written_since_it_started(tmp_path: Path) -> None:
+    keys = ["2024-01-01", "2024-01-02", "2024-01-03"]
+    with StateStore(tmp_path) as st:
+        before = st.start_run("materialize", command="x", options={})
+        st.record_units(before, [rec("daily", k) for k in keys])
+        time.sleep(0.05)
+        bf = st.create_backfill("daily", {"daily": keys}, {"mode": "all"})  # e.g. --all over done partitions
+        assert st.backfill_progress(st.backfill(bf)) == {"total": 3, "done": 0, "failed": 0, "missing": 3}
+        assert st.backfill_outstanding(st.backfill(bf)) == {"daily": keys}
+        run = st.start_run("backfill", command="x", options={}, backfill_id=bf)
+        st.record_units(run, [rec("daily", "2024-01-01"), rec("daily", "2024-01-02", "failed", error="x")])
+        assert st.backfill_progress(st.backfill(bf)) == {"total": 3, "done": 1, "failed": 1, "missing": 1}
+        assert st.backfill_outstanding(st.backfill(bf)) == {"daily": ["2024-01-02", "2024-01-03"]}
+
+
 def test_leases_refuse_a_live_holder_and_take_over_a_dead_one(tmp_path: Path) -> None:
     with StateStore(tmp_path) as st:
         r1 = st.start_run("backfill", command="a", options={})

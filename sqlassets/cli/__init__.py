@@ -77,11 +77,39 @@ def cli(ctx: click.Context, project_dir: Path | None, profiles_dir: Path | None,
                          debug=debug)
 
 
+SELECTOR_OPTIONS = ("--select", "-s", "--exclude")
+
+
+def join_selector_args(args: list[str]) -> list[str]:
+    """`-s a b --all` -> `-s "a b" --all`: selector options take several words, as in dbt.
+
+    click options take one value each; dbt users type `--select a b` daily, and a space already means
+    union inside one selector string, so the words that follow (up to the next option) are joined.
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        tok = args[i]
+        out.append(tok)
+        i += 1
+        if tok == "--":
+            out.extend(args[i:])
+            break
+        if tok in SELECTOR_OPTIONS and i < len(args) and not args[i].startswith("-"):
+            words = [args[i]]
+            i += 1
+            while i < len(args) and not args[i].startswith("-"):
+                words.append(args[i])
+                i += 1
+            out.append(" ".join(words))
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line and exit 2; tracebacks only with --debug."""
     from sqlassets.errors import UserError
 
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = join_selector_args(list(sys.argv[1:] if argv is None else argv))
     debug = "--debug" in args or os.environ.get("SQLASSETS_DEBUG") == "1"
     try:
         cli.main(args=args, prog_name="sqlassets", standalone_mode=False)

@@ -5,6 +5,7 @@ Heavy modules (sqlglot, duckdb, dbt, rich) are imported inside the commands, nev
 
 from __future__ import annotations
 
+import shlex
 import sys
 from datetime import datetime
 from typing import Any
@@ -62,7 +63,7 @@ def _do_run(obj: CliContext, *, select: tuple[str, ...], exclude: tuple[str, ...
 
     req = RunRequest(select=list(select), exclude=list(exclude), partitions=partitions, partition=partition,
                      mode=mode or "missing", dry_run=dry_run, backfill=backfill, resume=resume,
-                     command="sqlassets " + " ".join(sys.argv[1:]),
+                     command=shlex.join(["sqlassets", *sys.argv[1:]]),
                      options=RunOptions(concurrency=concurrency, batch_size=batch_size, full_refresh=full_refresh,
                                         wait=wait))
     graph = obj.graph
@@ -84,7 +85,7 @@ def _do_run(obj: CliContext, *, select: tuple[str, ...], exclude: tuple[str, ...
         click.echo(f"  ... {len(summary.failures) - 10} more; see `sqlassets runs {summary.run_id}`", err=True)
     if summary.status != "success":
         hint = (f"sqlassets backfill resume {summary.backfill_id}" if summary.backfill_id is not None
-                else "the same command")
+                else req.command)
         click.echo(f"re-run with `{hint}` to retry what did not finish", err=True)
     if summary.exit_code:
         sys.exit(summary.exit_code)
@@ -120,7 +121,7 @@ def backfill_resume(obj: CliContext, backfill_id: int, concurrency: int | None, 
     """Run what a backfill has not finished yet (missing and failed partitions)."""
     from sqlassets.state import StateStore
 
-    with StateStore(obj.project.state_dir) as st:
+    with StateStore(obj.project.state_dir, readonly=True) as st:
         bf = st.backfill(backfill_id)
     if bf is None:
         from sqlassets.errors import UserError

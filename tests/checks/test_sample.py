@@ -74,6 +74,9 @@ def test_gate_fails_on_a_change_that_breaks_a_downstream_column(built_sample: Pa
     out = res.stdout + res.stderr
     assert res.exit_code == 1, out
     assert "CI gate: FAIL" in out and "breaking column change" in out
+    # the terminal (a CI log without GitHub annotations) names the column, its change and its readers
+    assert ("  breaking: customer_lifetime_value.avg_order_value retyped DECIMAL(12,2) -> VARCHAR; "
+            "read by vip_customers.avg_order_value") in res.stdout
     md = (tmp_path / "ci.md").read_text()
     assert "`customer_lifetime_value.avg_order_value` | retyped DECIMAL(12,2) -> VARCHAR" in md
     assert "`vip_customers.avg_order_value`" in md and "| `customer_lifetime_value` | modified |" in md
@@ -97,6 +100,19 @@ def test_gate_passes_a_harmless_added_column(built_sample: Path, tmp_path: Path)
     assert "Breaking column changes" not in md and "customer_lifetime_value" in md
     # the demo's on-purpose warning is reported, not blocking
     assert "column_values_to_be_in_set(region)" in md
+
+
+def test_gate_prints_why_the_build_failed(built_sample: Path, tmp_path: Path):  # noqa: F811
+    root, base = _prod_copy(built_sample, tmp_path / "v2")
+    model = root / "models" / "marts" / "customer_lifetime_value.sql"
+    text = model.read_text()
+    anchor = "as avg_order_value,"
+    model.write_text(text.replace(anchor, anchor + "\n    cast('abc' as integer) as loyalty_points,", 1))
+    res = _gate(root, base, tmp_path)
+    assert res.exit_code == 1, res.stdout + res.stderr
+    failed = [ln for ln in res.stdout.splitlines() if ln.startswith("  failed customer_lifetime_value")]
+    assert failed and "Could not convert string 'abc'" in failed[0]
+    assert "CI gate: FAIL - 1 partition(s) failed to build" in res.stdout
 
 
 def test_gate_usage_errors(built_sample: Path, tmp_path: Path):  # noqa: F811
