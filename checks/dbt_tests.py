@@ -260,7 +260,7 @@ def run_test(test: DbtTest, sql: str | None, connection: Any, *, partition: str 
     failures, should_warn, should_error = row if row else (None, False, False)
     if isinstance(failures, float | decimal.Decimal) and failures == int(failures):
         failures = int(failures)
-    details["observed_text"] = f"{failures} failing rows"
+    details["observed_text"] = f"{failures} failing row{'' if failures == 1 else 's'}"
     # As dbt: an error-severity test fails past error_if and warns past warn_if; a warn (or info) test
     # only ever warns, past warn_if.
     if test.severity == "critical" and should_error:
@@ -269,7 +269,7 @@ def run_test(test: DbtTest, sql: str | None, connection: Any, *, partition: str 
         status, severity = "fail", ("warning" if test.severity == "critical" else test.severity)
     else:
         status, severity = "pass", test.severity
-    message = "" if status == "pass" else f"{failures} failing rows (error_if {test.error_if}, warn_if " \
+    message = "" if status == "pass" else f"{failures} failing row{'' if failures == 1 else 's'} (error_if {test.error_if}, warn_if " \
                                            f"{test.warn_if})"
     return CheckResult(status=status, severity=severity, observed=failures, message=message,  # type: ignore[arg-type]
                        details=details, **base)

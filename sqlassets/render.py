@@ -30,24 +30,39 @@ def _label(a: Asset) -> str:
     return f"{a.key} [{kind}]" if a.kind == kind or a.kind == "model" else f"{a.key} [{a.kind}/{kind}]"
 
 
+def _kind_label(a: Asset) -> str:
+    """dbt models by materialization; raw SQL assets as `sql <materialization>`; the rest by kind."""
+    if a.kind == "model":
+        return a.materialization
+    if a.kind == "sql":
+        return f"sql {a.materialization}"
+    return a.kind
+
+
 def to_text(graph: AssetGraph, keys: Sequence[str], color: bool) -> str:
-    """One line per asset in dependency order, indented by depth, with its inputs."""
+    """One aligned line per asset in dependency order: key, kind, and the inputs it reads.
+
+    Parents always come before children, so reading down follows the data; inputs are listed
+    explicitly rather than implied by indentation, which misleads once a graph fans in.
+    """
     selected = set(keys)
-    level: dict[str, int] = {}
-    for k in keys:
-        parents = [p for p in graph.parents(k) if p in selected]
-        level[k] = 1 + max((level[p] for p in parents), default=-1)
-    lines = [f"{len(keys)} assets, {sum(len([p for p in graph.parents(k) if p in selected]) for k in keys)} edges"]
+    inputs = {k: [p for p in graph.parents(k) if p in selected] for k in keys}
+    kinds = {k: _kind_label(graph[k]) for k in keys}
+    lines = [f"{len(keys)} assets, {sum(len(v) for v in inputs.values())} edges"]
+    if not keys:
+        return lines[0]
+    w_key = max(len(k) for k in keys)
+    w_kind = max(len(v) for v in kinds.values())
     for k in keys:
         a = graph[k]
-        name = click.style(a.key, fg=KIND_COLORS.get(a.kind), bold=True) if color else a.key
-        kind = a.materialization if a.kind == "model" else a.kind
-        line = f"{'  ' * level[k]}{name}  ({kind})"
-        parents = [p for p in graph.parents(k) if p in selected]
-        if parents:
-            arrow = click.style("<- ", dim=True) if color else "<- "
-            line += f"  {arrow}{', '.join(parents)}"
-        lines.append(line)
+        name = a.key.ljust(w_key)
+        if color:
+            name = click.style(name, fg=KIND_COLORS.get(a.kind), bold=True)
+        line = f"{name}  {kinds[k].ljust(w_kind)}"
+        if inputs[k]:
+            arrow = click.style("<-", dim=True) if color else "<-"
+            line += f"  {arrow} {', '.join(inputs[k])}"
+        lines.append(line.rstrip())
     return "\n".join(lines)
 
 

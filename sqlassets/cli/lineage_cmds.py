@@ -31,9 +31,9 @@ def _parse_depth(depth: str | None) -> int | None:
 
 @click.command("lineage")
 @click.argument("column", required=False, metavar="ASSET.COLUMN")
-@click.option("--upstream", "direction", flag_value="upstream", help="Only where the column comes from.")
-@click.option("--downstream", "direction", flag_value="downstream", help="Only what the column feeds.")
-@click.option("--both", "direction", flag_value="both", default=True, help="Both directions (default).")
+@click.option("--upstream", is_flag=True, help="Where the column comes from.")
+@click.option("--downstream", is_flag=True, help="What the column feeds.")
+@click.option("--both", is_flag=True, help="Both directions (the default when neither is given).")
 @click.option("--depth", default=None, metavar="N", help="At most N hops (default: all).")
 @click.option("--format", "fmt", default="text", metavar="FORMAT", help="text | json | dot | mermaid (default text).")
 @click.option("--report", "report", default=None, metavar="FILE.html",
@@ -45,7 +45,7 @@ def _parse_depth(depth: str | None) -> int | None:
 @click.option("--stats", is_flag=True, help="Assets parsed, columns resolved, unresolved columns with reasons.")
 @click.option("--no-cache", is_flag=True, help="Recompute everything; the cache is neither read nor written.")
 @click.pass_obj
-def lineage(obj: CliContext, column: str | None, direction: str, depth: str | None, fmt: str, report: str | None,
+def lineage(obj: CliContext, column: str | None, upstream: bool, downstream: bool, both: bool, depth: str | None, fmt: str, report: str | None,
             select: tuple[str, ...], exclude: tuple[str, ...], no_filter: bool, stats: bool, no_cache: bool) -> None:
     """Column-level lineage across the whole project (dbt models and raw SQL assets).
 
@@ -86,7 +86,10 @@ def lineage(obj: CliContext, column: str | None, direction: str, depth: str | No
     if nid is not None:
         from sqlassets.lineage import render
 
-        directions = ("upstream", "downstream") if direction == "both" else (direction,)
+        # --upstream --downstream together mean both, as does neither.
+        directions = tuple(d for d, on in (("upstream", upstream), ("downstream", downstream)) if on)
+        if both or not directions:
+            directions = ("upstream", "downstream")
         found = render.walks(cg, nid, directions, n_depth, filters=not no_filter)
         click.echo(render.render(fmt, cg, nid, found))
     if stats:

@@ -129,3 +129,12 @@ def test_no_filter_follows_value_edges_only(shop: Path) -> None:
     assert {u["column"] for u in values["upstream"]} == {"fct_orders.amount", "stg_orders.amount", "raw.orders.amount"}
     mer = run(shop, "customer_revenue.revenue", "--upstream", "--no-filter", "--format", "mermaid").stdout
     assert "filter" not in mer
+
+
+def test_upstream_and_downstream_flags_together_mean_both(shop: Path) -> None:
+    one = json.loads(run(shop, "fct_orders.amount", "--upstream", "--format", "json").stdout)
+    both = json.loads(run(shop, "fct_orders.amount", "--upstream", "--downstream", "--format", "json").stdout)
+    default = json.loads(run(shop, "fct_orders.amount", "--format", "json").stdout)
+    assert set(one) >= {"upstream"} and "downstream" not in one
+    assert both["upstream"] == one["upstream"] and both["downstream"]
+    assert both == default
