@@ -105,6 +105,26 @@ def join_selector_args(args: list[str]) -> list[str]:
     return out
 
 
+# Commands that only read the project and print: nothing to flush or close but stdout/stderr.
+READ_ONLY_COMMANDS = frozenset({"graph", "list", "show"})
+
+
+def _command_of(args: list[str]) -> str | None:
+    return next((a for a in args if a in COMMANDS), None)
+
+
+def _exit_without_teardown() -> None:
+    """Exit now instead of freeing every object one by one.
+
+    A 5,000-model manifest is millions of small objects, and CPython's teardown spends ~0.2 s
+    freeing them after the output is already written (40% of `graph`). Used only for read-only
+    commands in a real process (not under CliRunner), after flushing what was printed.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line and exit 2; tracebacks only with --debug."""
     from sqlassets.errors import UserError
@@ -113,6 +133,8 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args or os.environ.get("SQLASSETS_DEBUG") == "1"
     try:
         cli.main(args=args, prog_name="sqlassets", standalone_mode=False)
+        if argv is None and _command_of(args) in READ_ONLY_COMMANDS:
+            _exit_without_teardown()
     except UserError as exc:
         if debug:
             raise
