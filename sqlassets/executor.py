@@ -21,7 +21,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -37,6 +36,8 @@ from sqlassets.planner import Plan, build_plan, identity
 from sqlassets.state import StateStore, UnitRecord
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from sqlassets.adapters.base import Adapter
     from sqlassets.check_results import CheckResult, PostMaterializeHook
     from sqlassets.graph import AssetGraph
@@ -112,7 +113,14 @@ def one_line(exc: BaseException, limit: int = 400) -> str:
 
 
 class Executor:
-    """Schedules units over a thread pool; the calling thread coordinates and writes the state store."""
+    """Schedules units over a thread pool; the calling thread coordinates and writes the state store.
+
+    With `concurrency=1` there is nothing to overlap: units run inline on the calling thread, which
+    saves a thread hand-off per unit and keeps the coordinator off the CPU the warehouse is using.
+    """
+
+    FLUSH_SECONDS = 0.05
+    FLUSH_UNITS = 256
 
     def __init__(self, plan: Plan, graph: AssetGraph, adapter: Adapter, state: StateStore, run_id: int,
                  materializers: dict[str, Materializer], *, options: RunOptions,
@@ -133,6 +141,13 @@ class Executor:
         self._prepare_lock: dict[str, threading.Lock] = {k: threading.Lock() for k in materializers}
         self._prepare_error: dict[str, str] = {}
         self._mats = state.all_materializations({p for a in plan.to_run for p in graph[a.key].deps})
+        # Finished units' state rows, written to the state store in one SQLite transaction every
+        # FLUSH_SECONDS / FLUSH_UNITS (and always at the end, on failure and on Ctrl-C): a commit per
+        # partition costs as much as a small partition's INSERT. Every row here is for a unit whose data
+        # already committed, so a crash before the flush only means those partitions are re-run.
+        self._pending: list[UnitRecord] = []
+        self._pending_checks: list[CheckResult] = []
+        self._last_flush = time.monotonic()
         self._build_units()
 
     # -- unit graph -----------------------------------------------------------------------------------
@@ -249,6 +264,83 @@ class Executor:
 
     # -- coordination (calling thread) ----------------------------------------------------------------
     def run(self) -> RunSummary:
+        if self.options.concurrency <= 1:
+            return self._run_inline()
+        return self._run_pool()
+
+    def _run_inline(self) -> RunSummary:
+        """One unit at a time on this thread, in the same order the pool would run them.
+
+        Ctrl-C: a statement running on the main thread sees the signal inside DuckDB, which cancels the
+        statement and raises a plain "query interrupted" error rather than KeyboardInterrupt. Our own
+        SIGINT handler therefore sets `stop` first (so the unit comes back cancelled, its transaction
+        rolled back) and the run then stops as interrupted; while state rows are written the signal is
+        only noted, so each write stays whole.
+        """
+        t0 = time.perf_counter()
+        summary = RunSummary(self.run_id, "success", planned=sum(len(u.keys) for u in self.units))
+        remaining = {u.index: len(u.deps) for u in self.units}
+        ready: list[tuple[int, int]] = [(u.order, u.index) for u in self.units if not u.deps]
+        heapq.heapify(ready)
+        interrupted = False
+        hit: list[int] = []
+        deferring = [False]
+
+        def on_sigint(signum: int, frame: Any) -> None:
+            hit.append(signum)
+            self.stop.set()
+            if not deferring[0]:
+                raise KeyboardInterrupt
+
+        own_handler = (threading.current_thread() is threading.main_thread()
+                       and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+        if own_handler:
+            signal.signal(signal.SIGINT, on_sigint)
+        try:
+            try:
+                while ready and not self.stop.is_set():
+                    unit = self.units[heapq.heappop(ready)[1]]
+                    result = self._run_unit(unit)
+                    deferring[0] = True
+                    self._record(unit, result, summary)
+                    if result.status == "done":
+                        for c in unit.children:
+                            remaining[c] -= 1
+                            if remaining[c] == 0 and self.units[c].status == "pending":
+                                heapq.heappush(ready, (self.units[c].order, c))
+                    elif result.status == "failed":
+                        self._skip_downstream(unit, summary)
+                    self._maybe_flush()
+                    deferring[0] = False
+                    if hit:
+                        raise KeyboardInterrupt
+            except KeyboardInterrupt:
+                interrupted = True
+                self.stop.set()
+                self.adapter.interrupt_all()
+                if self.progress is not None:
+                    self.progress.message("interrupt: rolling back statements in flight...")
+            finally:
+                deferring[0] = True
+                self._flush()
+        finally:
+            if own_handler:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+        return self._finish(summary, t0, interrupted or bool(hit))
+
+    def _finish(self, summary: RunSummary, t0: float, interrupted: bool) -> RunSummary:
+        if interrupted or self.stop.is_set():
+            summary.status = "interrupted"
+        elif summary.failed or summary.skipped:
+            summary.status = "failed"
+        summary.cancelled = summary.planned - summary.done - summary.failed - summary.skipped
+        summary.seconds = time.perf_counter() - t0
+        return summary
+
+    def _run_pool(self) -> RunSummary:
+        # Imported here: a --concurrency 1 run never needs the pool (or the logging it imports).
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
         t0 = time.perf_counter()
         summary = RunSummary(self.run_id, "success", planned=sum(len(u.keys) for u in self.units))
         remaining = {u.index: len(u.deps) for u in self.units}
@@ -315,6 +407,7 @@ class Executor:
                         self._record(unit, result, summary)
                         if result.status == "failed":
                             self._skip_downstream(unit, summary)
+                    self._maybe_flush()
         except KeyboardInterrupt:
             interrupted = True
             self.stop.set()
@@ -333,13 +426,24 @@ class Executor:
             running.clear()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-        if interrupted or self.stop.is_set():
-            summary.status = "interrupted"
-        elif summary.failed or summary.skipped:
-            summary.status = "failed"
-        summary.cancelled = summary.planned - summary.done - summary.failed - summary.skipped
-        summary.seconds = time.perf_counter() - t0
-        return summary
+            with _sigint_deferred():
+                self._flush()
+        return self._finish(summary, t0, interrupted)
+
+    def _maybe_flush(self) -> None:
+        if self._pending and (len(self._pending) >= self.FLUSH_UNITS
+                              or time.monotonic() - self._last_flush >= self.FLUSH_SECONDS):
+            self._flush()
+
+    def _flush(self) -> None:
+        """Write the buffered state rows (units whose data committed) in one state-store transaction."""
+        if self._pending:
+            records, self._pending = self._pending, []
+            self.state.record_units(self.run_id, records)
+        if self._pending_checks:
+            checks, self._pending_checks = self._pending_checks, []
+            self.state.record_check_results(self.run_id, checks)
+        self._last_flush = time.monotonic()
 
     def _record(self, unit: Unit, result: UnitResult, summary: RunSummary) -> None:
         asset = self.graph[unit.asset]
@@ -361,9 +465,9 @@ class Executor:
         if len(unit.keys) > 1 and result.rows is not None and records:
             # One statement wrote the batch: its row count goes on the first partition's step.
             records[0] = UnitRecord(**{**records[0].__dict__, "rows": result.rows})
-        self.state.record_units(self.run_id, records)
+        self._pending.extend(records)
         if result.checks:
-            self.state.record_check_results(self.run_id, result.checks)
+            self._pending_checks.extend(result.checks)
         if result.status == "done":
             summary.done += len(unit.keys)
             mats = self._mats.setdefault(unit.asset, {})
@@ -393,8 +497,7 @@ class Executor:
         if not skipped:
             return
         why = f"upstream {unit.asset} [{_label(unit.keys)}] failed"
-        records = [UnitRecord(s.asset, k, "skipped", now, now, error=why) for s in skipped for k in s.keys]
-        self.state.record_units(self.run_id, records)
+        self._pending.extend(UnitRecord(s.asset, k, "skipped", now, now, error=why) for s in skipped for k in s.keys)
         for s in skipped:
             summary.skipped += len(s.keys)
             if self.progress is not None:
