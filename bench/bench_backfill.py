@@ -19,7 +19,6 @@ Usage: python bench/bench_backfill.py [--events 3660000] [--repeat 3] [--skip-db
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import sys
@@ -29,7 +28,7 @@ from pathlib import Path
 import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import VENV_BIN, WORK, run_once  # noqa: E402
+from common import CHILD_ENV, VENV_BIN, WORK, run_once  # noqa: E402
 
 PROJECT = WORK / "backfill_project"
 DB = PROJECT / "wh.duckdb"
@@ -129,12 +128,6 @@ def sqlassets(*args: str) -> list[str]:
     return [str(VENV_BIN / "python"), "-m", "sqlassets", "--project", str(PROJECT), *args]
 
 
-# Every timed process gets what any installed Python has: cached bytecode (pip compiles site-packages at
-# install time; an editable install writes __pycache__ on first import). Some sandboxes export
-# PYTHONDONTWRITEBYTECODE=1, which would make each run recompile every sqlassets module from source
-# (~40 ms) while the raw-loop references import only pre-compiled site-packages. All cases (A-F) run
-# with this same environment; the warm-up run writes the cache.
-CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def interleaved(cases: list[tuple[str, list[str], object]], repeat: int) -> dict[str, tuple[float, tuple]]:
