@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlassets.check_results import CheckResult, Severity
 from sqlassets.checks.specs import DbtTest, parse_severity
+from sqlassets.dbt_files import iter_project_files, stat_digest
 from sqlassets.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -113,24 +114,7 @@ def _dbt_version() -> str:
 
 def _macro_digest(project: Project) -> str:
     """Stat digest of macro files and installed packages: what a generic test's SQL is rendered from."""
-    cfg = project.dbt_config or {}
-    h = hashlib.sha256()
-    roots = project.dbt_paths("macro-paths", ["macros"]) + project.dbt_paths("test-paths", ["tests"])
-    roots.append(project.root / (cfg.get("packages-install-path") or "dbt_packages"))
-    for extra in ("dbt_project.yml", "packages.yml", "dependencies.yml"):
-        p = project.root / extra
-        if p.exists():
-            st = p.stat()
-            h.update(f"{p}:{st.st_mtime_ns}:{st.st_size}".encode())
-    for root in roots:
-        if not root.is_dir():
-            continue
-        for dirpath, _, files in sorted(os.walk(root)):
-            for f in sorted(files):
-                p = Path(dirpath) / f
-                st = p.stat()
-                h.update(f"{p}:{st.st_mtime_ns}:{st.st_size}".encode())
-    return h.hexdigest()
+    return stat_digest(iter_project_files(project, ("macro-paths", "test-paths")))
 
 
 def cache_key(project: Project, manifest: dict[str, Any]) -> str:

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from sqlassets.dbt_files import iter_project_files, stat_digest
 from sqlassets.errors import ConfigError, UserError
 from sqlassets.windows import DBT_VARS
 
@@ -46,33 +47,11 @@ def _dbt_version() -> str:
 
 def _files_digest(project: Project, graph: AssetGraph) -> str:
     """Stat digest of the dbt files a compiled model may depend on that are not asset files themselves."""
-    cfg = project.dbt_config or {}
     asset_paths = {str((project.root / a.path).resolve()) for a in graph if a.path}
-    h = hashlib.sha256()
-    roots: list[Path] = []
-    for key, default in (("macro-paths", ["macros"]), ("model-paths", ["models"]),
-                         ("snapshot-paths", ["snapshots"])):
-        roots += project.dbt_paths(key, default)
-    roots.append(project.root / (cfg.get("packages-install-path") or "dbt_packages"))
-    for extra in ("dbt_project.yml", "packages.yml", "dependencies.yml"):
-        p = project.root / extra
-        if p.exists():
-            st = p.stat()
-            h.update(f"{extra}:{st.st_mtime_ns}:{st.st_size}\n".encode())
-    for root in roots:
-        if not root.is_dir():
-            continue
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames.sort()
-            for name in sorted(filenames):
-                if not name.endswith((".sql", ".yml", ".yaml", ".py")):
-                    continue
-                full = os.path.join(dirpath, name)
-                if name.endswith(".sql") and full in asset_paths:
-                    continue  # the model's own text is in its key
-                st = os.stat(full)
-                h.update(f"{full}:{st.st_mtime_ns}:{st.st_size}\n".encode())
-    return h.hexdigest()
+    return stat_digest(
+        p for p in iter_project_files(project, ("macro-paths", "model-paths", "snapshot-paths"))
+        if p.endswith((".sql", ".yml", ".yaml", ".py")) and not (p.endswith(".sql") and p in asset_paths)
+    )
 
 
 def cache_key(project: Project, graph: AssetGraph, asset: Asset, files_digest: str, dbt_version: str) -> str:

@@ -316,10 +316,7 @@ class Executor:
                         raise KeyboardInterrupt
             except KeyboardInterrupt:
                 interrupted = True
-                self.stop.set()
-                self.adapter.interrupt_all()
-                if self.progress is not None:
-                    self.progress.message("interrupt: rolling back statements in flight...")
+                self._interrupt()
             finally:
                 deferring[0] = True
                 self._flush()
@@ -327,6 +324,13 @@ class Executor:
             if own_handler:
                 signal.signal(signal.SIGINT, signal.default_int_handler)
         return self._finish(summary, t0, interrupted or bool(hit))
+
+    def _interrupt(self) -> None:
+        """Ctrl-C: stop handing out units and cancel what runs; its transactions roll back."""
+        self.stop.set()
+        self.adapter.interrupt_all()
+        if self.progress is not None:
+            self.progress.message("interrupt: rolling back statements in flight...")
 
     def _finish(self, summary: RunSummary, t0: float, interrupted: bool) -> RunSummary:
         if interrupted or self.stop.is_set():
@@ -410,10 +414,7 @@ class Executor:
                     self._maybe_flush()
         except KeyboardInterrupt:
             interrupted = True
-            self.stop.set()
-            self.adapter.interrupt_all()
-            if self.progress is not None:
-                self.progress.message("interrupt: rolling back statements in flight...")
+            self._interrupt()
             for unit, result in unrecorded:
                 self._record(unit, result, summary)
             unrecorded.clear()

@@ -15,13 +15,13 @@ import csv
 import functools
 import gc
 import hashlib
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from sqlassets.dbt_files import FOLDER_DEFAULTS, iter_project_files, newest_mtime
 from sqlassets.errors import ConfigError
 from sqlassets.model import Asset, Column, Relation
 from sqlassets.project import Project
@@ -54,35 +54,8 @@ def manifest_path(project: Project) -> Path:
 
 
 def _project_files_mtime(project: Project) -> float:
-    """Newest mtime among the files dbt parses; the manifest is trusted only if it is newer."""
-    cfg = project.dbt_config or {}
-    newest = 0.0
-    for name in ("dbt_project.yml", "packages.yml", "dependencies.yml", "selectors.yml"):
-        p = project.root / name
-        if p.exists():
-            newest = max(newest, p.stat().st_mtime)
-    folders: list[Path] = []
-    for key, default in (
-        ("model-paths", ["models"]),
-        ("seed-paths", ["seeds"]),
-        ("snapshot-paths", ["snapshots"]),
-        ("macro-paths", ["macros"]),
-        ("test-paths", ["tests"]),
-        ("analysis-paths", ["analyses"]),
-    ):
-        folders += project.dbt_paths(key, default)
-    folders.append(project.root / (cfg.get("packages-install-path") or "dbt_packages"))
-    stack = [str(f) for f in folders if f.is_dir()]
-    while stack:
-        with os.scandir(stack.pop()) as it:
-            for entry in it:
-                if entry.is_dir(follow_symlinks=False):
-                    if entry.name not in ("target", "logs", ".git", "__pycache__"):
-                        stack.append(entry.path)
-                    newest = max(newest, entry.stat().st_mtime)
-                else:
-                    newest = max(newest, entry.stat().st_mtime)
-    return newest
+    """Newest mtime among the files (and folders) dbt parses; the manifest is trusted only if newer."""
+    return newest_mtime(iter_project_files(project, FOLDER_DEFAULTS, include_dirs=True))
 
 
 def _stamp_path(project: Project) -> Path:
