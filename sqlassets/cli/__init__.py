@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args or os.environ.get("SQLASSETS_DEBUG") == "1"
     try:
         cli.main(args=args, prog_name="sqlassets", standalone_mode=False)
-        if argv is None and _command_of(args) in READ_ONLY_COMMANDS:
+        if argv is None and _command_of(args) in READ_ONLY_COMMANDS and "multiprocessing" not in sys.modules:
+            # (after an in-process `dbt parse`, dbt's multiprocessing semaphores need the normal exit)
             _exit_without_teardown()
     except UserError as exc:
         if debug:
