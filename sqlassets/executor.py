@@ -582,6 +582,12 @@ def execute_request(project: Project, graph: AssetGraph, req: RunRequest, *,
     """Plan, print the plan, and (unless --dry-run) run it with leases, state and progress."""
     from sqlassets.adapters.base import adapter_for
 
+    if req.options.full_refresh and (req.partitions or req.partition):
+        # dbt's --full-refresh rebuilds the whole table; with a range it would drop every partition
+        # outside the range. Rebuilding a range in place is what --all is for.
+        raise UserError("--full-refresh drops and rebuilds whole tables, so it cannot take --partitions/"
+                        "--partition (partitions outside the range would be lost); drop the range, or use "
+                        "--all with the range to rebuild those partitions in place")
     # --dry-run writes nothing: not even a new state database or a crashed-run cleanup.
     state = StateStore(project.state_dir, readonly=req.dry_run)
     try:
