@@ -192,6 +192,11 @@ class StateStore:
             self._migrate()
         self.host = socket.gethostname()
 
+    @classmethod
+    def for_history(cls, state_dir: Path) -> StateStore:
+        """For `runs` / `backfill list`: may mark crashed runs in an existing database, never creates one."""
+        return cls(state_dir, readonly=not (Path(state_dir) / DB_NAME).exists())
+
     @property
     def exists(self) -> bool:
         return self._conn is not None

@@ -109,3 +109,13 @@ def test_real_process_exit_codes(tmp_path: Path) -> None:
     assert "[3/3] done    daily [2024-01-03]" in r.stderr  # plain lines when not a TTY
     r = run_cli(root, "materialize", "--partition", "x' or 1=1 --")
     assert r.returncode == 2 and r.stderr.startswith("error: asset 'daily': bad")
+
+
+def test_history_views_on_a_fresh_project_write_nothing(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "p")
+    before = tree(root)
+    for args in (["backfill", "list"], ["runs"], ["status"]):
+        r = cli(root, *args)
+        assert r.exit_code == 0, (args, r.stderr)
+    assert tree(root) == before
+    assert not (root / ".sqlassets" / "state.db").exists()

@@ -147,7 +147,7 @@ def backfill_list(obj: CliContext, output: str) -> None:
 
     from sqlassets.state import StateStore
 
-    st = StateStore(obj.project.state_dir)
+    st = StateStore.for_history(obj.project.state_dir)
     try:
         st.reap_crashed()
         rows = []
@@ -224,7 +224,7 @@ def runs(obj: CliContext, run_id: int | None, limit: int, all_steps: bool, outpu
     from sqlassets.errors import UserError
     from sqlassets.state import StateStore
 
-    st = StateStore(obj.project.state_dir)
+    st = StateStore.for_history(obj.project.state_dir)
     try:
         st.reap_crashed()
         if run_id is None:
