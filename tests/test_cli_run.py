@@ -119,3 +119,23 @@ def test_history_views_on_a_fresh_project_write_nothing(tmp_path: Path) -> None:
         assert r.exit_code == 0, (args, r.stderr)
     assert tree(root) == before
     assert not (root / ".sqlassets" / "state.db").exists()
+
+
+def test_runs_groups_one_check_outcome_across_partitions(tmp_path: Path) -> None:
+    from sqlassets.check_results import CheckResult
+    from sqlassets.state import StateStore
+
+    root = make_project(tmp_path / "p")
+    assert cli(root, "materialize", "--select", "daily", "--partitions", "2024-01-01..2024-01-03").exit_code == 0
+    skipped = [CheckResult(asset="daily", check="relationships_daily_x", status="skipped", partition=day,
+                           message="reads other, which is not built yet")
+               for day in ("2024-01-01", "2024-01-02", "2024-01-03")]
+    failed = CheckResult(asset="daily", check="not_null_daily_y", status="fail", partition="2024-01-02",
+                         message="observed 2 failing rows")
+    with StateStore(root / ".sqlassets") as st:
+        st.record_check_results(1, [*skipped, failed])
+    out = cli(root, "runs", "1").stdout
+    assert ("check skipped critical daily [2024-01-01..2024-01-03: 3 partitions] relationships_daily_x: "
+            "reads other, which is not built yet") in out
+    assert "check fail    critical daily [2024-01-02] not_null_daily_y: observed 2 failing rows" in out
+    assert out.count("relationships_daily_x") == 1

@@ -275,10 +275,21 @@ def runs(obj: CliContext, run_id: int | None, limit: int, all_steps: bool, outpu
             for c in checks:
                 counts[c.status] = counts.get(c.status, 0) + 1
             click.echo("  checks: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+        # The same outcome of the same check on many partitions is one line with the partitions' range,
+        # not one line per day (unless --steps asks for everything).
+        groups: dict[tuple[str, str, str, str, str], list[str]] = {}
         for c in checks if all_steps else [c for c in checks if c.status != "pass"]:
-            where = f" [{c.partition}]" if c.partition else ""
-            click.echo(f"  check {c.status:<7} {c.severity:<8} {c.asset}{where} {c.check}"
-                       + (f": {c.message}" if c.message else ""))
+            groups.setdefault((c.status, c.severity, c.asset, c.check, c.message or ""), []).append(c.partition or "")
+        for (status, severity, asset, check, message), parts in groups.items():
+            named = sorted(p for p in parts if p)
+            if not named:
+                where = ""
+            elif len(named) == 1:
+                where = f" [{named[0]}]"
+            else:
+                where = f" [{named[0]}..{named[-1]}: {len(named)} partitions]"
+            click.echo(f"  check {status:<7} {severity:<8} {asset}{where} {check}"
+                       + (f": {message}" if message else ""))
         for entry in logs:
             click.echo(f"  {_ts(entry['ts'])} {entry['level']}: {entry['message']}")
     finally:
