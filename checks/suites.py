@@ -50,6 +50,14 @@ class ChecksConfig:
     suites: tuple[tuple[Path, tuple[tuple[str, Severity | None], ...]], ...] = ()
 
 
+
+def _severity(value: Any, label: str, where: str) -> Severity:
+    """A severity from a suite or settings file, or a one-line error naming where it was written."""
+    parsed = parse_severity(value)
+    if parsed is None:
+        raise ConfigError(f"{label} {value!r} is not critical, warning or info", path=where)
+    return parsed
+
 def _rel(project: Project, path: Path) -> str:
     try:
         return str(path.resolve().relative_to(project.root))
@@ -69,10 +77,7 @@ def checks_config(project: Project) -> ChecksConfig:
     if unknown:
         raise ConfigError(f"unknown key(s) {', '.join(unknown)} under 'checks'; known: "
                           f"{', '.join(sorted(_SETTINGS_KEYS))}", path=where)
-    default = parse_severity(raw.get("default_severity", "critical"))
-    if default is None:
-        raise ConfigError(f"checks.default_severity {raw.get('default_severity')!r} is not critical, warning or "
-                          "info", path=where)
+    default = _severity(raw.get("default_severity", "critical"), "checks.default_severity", where)
     dbt_tests = raw.get("dbt_tests", True)
     if not isinstance(dbt_tests, bool):
         raise ConfigError("checks.dbt_tests must be true or false", path=where)
@@ -91,12 +96,8 @@ def checks_config(project: Project) -> ChecksConfig:
                 attached.append((entry, None))
             elif isinstance(entry, dict) and isinstance(entry.get("asset"), str) and set(entry) <= {"asset",
                                                                                                     "severity"}:
-                sev = None
-                if "severity" in entry:
-                    sev = parse_severity(entry["severity"])
-                    if sev is None:
-                        raise ConfigError(f"checks.suites[{file}]: severity {entry['severity']!r} is not critical, "
-                                          "warning or info", path=where)
+                sev = _severity(entry["severity"], f"checks.suites[{file}]: severity", where) \
+                    if "severity" in entry else None
                 attached.append((entry["asset"], sev))
             else:
                 raise ConfigError(f"checks.suites[{file}]: expected an asset key, a list of them, or "
@@ -140,11 +141,7 @@ def read_suite(path: Path, asset: str, *, project: Project, default: Severity,
     if override is not None:
         suite_sev = override
     if "severity" in suite_meta:
-        parsed = parse_severity(suite_meta["severity"])
-        if parsed is None:
-            raise ConfigError(f"meta.severity {suite_meta['severity']!r} is not critical, warning or info",
-                              path=where)
-        suite_sev = parsed
+        suite_sev = _severity(suite_meta["severity"], "meta.severity", where)
     expectations: list[Expectation] = []
     seen: dict[str, int] = {}
     for i, item in enumerate(doc["expectations"]):
@@ -159,11 +156,7 @@ def read_suite(path: Path, asset: str, *, project: Project, default: Severity,
             raise ConfigError(f"expectation #{i + 1} ({etype}): 'kwargs' and 'meta' must be objects", path=where)
         severity = suite_sev
         if "severity" in meta:
-            parsed = parse_severity(meta["severity"])
-            if parsed is None:
-                raise ConfigError(f"expectation #{i + 1} ({etype}): meta.severity {meta['severity']!r} is not "
-                                  "critical, warning or info", path=where)
-            severity = parsed
+            severity = _severity(meta["severity"], f"expectation #{i + 1} ({etype}): meta.severity", where)
         name = _expectation_name(etype, kwargs, meta)
         seen[name] = seen.get(name, 0) + 1
         if seen[name] > 1:
