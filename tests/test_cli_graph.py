@@ -192,3 +192,13 @@ def test_installed_entry_point_in_a_real_process(shop_root: Path) -> None:
     assert bad.returncode == 2
     assert bad.stdout == ""
     assert bad.stderr.startswith("error: ") and bad.stderr.count("\n") == 1 and "no_such_asset" in bad.stderr
+
+
+def test_global_options_may_follow_the_subcommand(shop_root: Path) -> None:
+    """dbt users type `dbt run --project-dir X`; `sqlassets list --project X` works the same."""
+    front = invoke(["--project", str(shop_root), "list", "-o", "json"])
+    after = invoke(["list", "-o", "json", "--project", str(shop_root)])
+    joined = invoke(["list", f"--project={shop_root}", "-s", "fct_orders", "stg_orders"])
+    assert front.exit_code == after.exit_code == joined.exit_code == 0, after.stderr + joined.stderr
+    assert json.loads(after.stdout) == json.loads(front.stdout)
+    assert "fct_orders" in joined.stdout and "stg_orders" in joined.stdout

@@ -125,11 +125,45 @@ def _exit_without_teardown() -> None:
     os._exit(0)
 
 
+GLOBAL_OPTIONS = ("--project", "--profiles-dir", "--target")  # each takes one value
+GLOBAL_FLAGS = ("--debug",)
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """`sqlassets graph --project X` -> `sqlassets --project X graph`, as dbt takes `--project-dir` anywhere.
+
+    No subcommand defines these names, so moving them in front of the subcommand is unambiguous.
+    """
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        tok = args[i]
+        if tok == "--":
+            rest.extend(args[i:])
+            break
+        name = tok.split("=", 1)[0]
+        if name in GLOBAL_OPTIONS:
+            if "=" in tok or i + 1 >= len(args):
+                front.append(tok)
+                i += 1
+            else:
+                front += [tok, args[i + 1]]
+                i += 2
+            continue
+        if tok in GLOBAL_FLAGS:
+            front.append(tok)
+        else:
+            rest.append(tok)
+        i += 1
+    return front + rest
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line and exit 2; tracebacks only with --debug."""
     from sqlassets.errors import UserError
 
-    args = join_selector_args(list(sys.argv[1:] if argv is None else argv))
+    args = join_selector_args(hoist_global_options(list(sys.argv[1:] if argv is None else argv)))
     debug = "--debug" in args or os.environ.get("SQLASSETS_DEBUG") == "1"
     try:
         cli.main(args=args, prog_name="sqlassets", standalone_mode=False)
