@@ -44,10 +44,13 @@ def partition_where(asset: Asset, partition: str | None, window: tuple[str, str]
     pdef = partitions_def(asset)
     if pdef is None or pdef.column is None:
         return None
-    key = pdef.parse_key(partition)  # validates: a key can never carry SQL
+    # Validates: a key can never carry SQL. A batch is checked as one `first..last` range of keys.
+    first, _, last = partition.partition("..")
+    key = pdef.parse_key(first)
+    last_key = pdef.parse_key(last) if last else key
     col = exp.column(pdef.column, quoted=True)
     if isinstance(pdef, TimePartitionsDef):
-        start, end = window if window is not None else pdef.window(key).iso()
+        start, end = window if window is not None else (pdef.window(key).iso()[0], pdef.window(last_key).iso()[1])
         pred = exp.and_(
             exp.GTE(this=col, expression=exp.cast(exp.Literal.string(start), "TIMESTAMP")),
             exp.LT(this=col.copy(), expression=exp.cast(exp.Literal.string(end), "TIMESTAMP")),

@@ -112,6 +112,19 @@ def one_line(exc: BaseException, limit: int = 400) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+
+def _check_scopes(pdef: Any, keys: tuple[str, ...]) -> list[tuple[str | None, tuple[str, str] | None]]:
+    """What the post-materialize checks look at for one unit: (partition label, time window).
+
+    A batch of contiguous time partitions was written by one statement in one transaction, so it is
+    checked once over its whole window, labelled `first..last` (one GX validation instead of one per
+    day); its partitions pass or fail together, as they were written. Single partitions and static
+    partitions are checked one by one.
+    """
+    if isinstance(pdef, TimePartitionsDef) and len(keys) > 1:
+        return [(f"{keys[0]}..{keys[-1]}", (pdef.window(keys[0]).iso()[0], pdef.window(keys[-1]).iso()[1]))]
+    return [(k or None, pdef.window(k).iso() if isinstance(pdef, TimePartitionsDef) else None) for k in keys]
+
 class Executor:
     """Schedules units over a thread pool; the calling thread coordinates and writes the state store.
 
@@ -225,17 +238,14 @@ class Executor:
             from sqlassets.partitions import partitions_def
 
             pdef = partitions_def(asset)
-            for k in unit.keys:
-                window = None
-                if isinstance(pdef, TimePartitionsDef):
-                    window = pdef.window(k).iso()
+            for label, window in _check_scopes(pdef, unit.keys):
                 try:
-                    results = list(self.hook(asset, k or None, window, self.adapter))
+                    results = list(self.hook(asset, label, window, self.adapter))
                 except Exception as exc:  # noqa: BLE001 - a crashing check blocks like a failing one
                     from sqlassets.check_results import CheckResult
 
                     results = [CheckResult(asset=asset.key, check="post-materialize hook", status="error",
-                                           partition=k or None, message=one_line(exc))]
+                                           partition=label, message=one_line(exc))]
                 checks.extend(results)
             blocking = [r for r in checks if r.blocking]
             if blocking:

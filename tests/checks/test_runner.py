@@ -72,3 +72,20 @@ def test_only_the_partitions_rows_are_checked(tmp_path: Path):
     assert check.exit_code == 0, check.stdout
     whole = invoke(["--project", str(root), "check"])
     assert whole.exit_code == 1 and "observed 40" in whole.stdout
+
+
+def test_a_batch_is_checked_once_over_its_window_and_passes_or_fails_whole(tmp_path: Path):
+    root = make_shop_checks(tmp_path / "p")
+    _suite_net_nonnegative(root, "critical")
+    res = invoke(["--project", str(root), "materialize", "--select", "daily", "--batch-size", "2"])
+    assert res.exit_code == 1, res.stdout + res.stderr
+    project = load_project(root)
+    with StateStore(project.state_dir) as st:
+        mats = st.materializations("daily")
+        # batches [01, 02] [03, 04] [05]: the bad day 03 blocks its whole batch, written in one transaction
+        assert {k for k, m in mats.items() if m.done} == {"2024-01-01", "2024-01-02", "2024-01-05"}
+        checks = st.latest_check_results(["daily"])
+    by_scope = {c.partition for c in checks}
+    assert by_scope == {"2024-01-01..2024-01-02", "2024-01-03..2024-01-04", "2024-01-05"}
+    failed = [c for c in checks if c.status == "fail"]
+    assert [(c.partition, c.observed) for c in failed] == [("2024-01-03..2024-01-04", 1)]
