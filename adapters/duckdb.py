@@ -175,8 +175,3 @@ class DuckDBAdapter(Adapter):
         return {"INT": "INTEGER", "INT4": "INTEGER", "INT8": "BIGINT", "LONG": "BIGINT", "FLOAT8": "DOUBLE",
                 "FLOAT4": "FLOAT", "REAL": "FLOAT", "STRING": "VARCHAR", "TEXT": "VARCHAR", "BOOL": "BOOLEAN",
                 "DATETIME": "TIMESTAMP", "TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"}.get(t, t)
-
-
-def is_interrupt(exc: BaseException) -> bool:
-    """DuckDB raises InterruptException when a cursor is interrupted (Ctrl-C)."""
-    return isinstance(exc, duckdb.InterruptException)

@@ -20,7 +20,7 @@ import os
 import threading
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlassets.dbt_files import iter_project_files, stat_digest
 from sqlassets.errors import ConfigError, UserError
@@ -136,9 +136,3 @@ def compiled_sql(project: Project, graph: AssetGraph, keys: Iterable[str]) -> di
             os.replace(tmp, path)
             out[key] = code
     return out
-
-
-def compile_info(project: Project) -> dict[str, Any]:
-    """For `runs`/debugging: where the cache lives and how many entries it holds."""
-    d = project.state_dir / CACHE_DIR
-    return {"path": str(d), "entries": len(list(d.glob("*.sql"))) if d.is_dir() else 0}

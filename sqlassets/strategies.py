@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from sqlglot import exp
 
 from sqlassets.errors import UserError
-from sqlassets.partitions import PartitionsDef, TimePartitionsDef
+from sqlassets.partitions import PartitionsDef
 from sqlassets.planner import strategy_name as _strategy_name
 from sqlassets.windows import PreparedSelect, Template, partition_predicate
 
@@ -301,7 +301,3 @@ class Materializer:
                 session.execute(self.adapter.render(exp.Drop(tables=[self._table()], kind="TABLE", exists=True)))
             session.execute(self.adapter.render(create))
         return Outcome(None)
-
-
-def is_time(pdef: PartitionsDef | None) -> bool:
-    return isinstance(pdef, TimePartitionsDef)

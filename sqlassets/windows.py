@@ -24,7 +24,7 @@ import sqlglot
 from sqlglot import exp
 
 from sqlassets.errors import UserError
-from sqlassets.partitions import PartitionsDef, StaticPartitionsDef, TimePartitionsDef, Window
+from sqlassets.partitions import PartitionsDef, TimePartitionsDef, Window
 
 if TYPE_CHECKING:
     from sqlassets.graph import AssetGraph
@@ -224,7 +224,3 @@ class Template:
         if name == SENTINEL_KEY:
             return literal_sql(keys[0] if keys else "", self.dialect)
         return ", ".join(literal_sql(k, self.dialect) for k in keys)
-
-
-def is_static(pdef: PartitionsDef | None) -> bool:
-    return isinstance(pdef, StaticPartitionsDef)

@@ -41,7 +41,3 @@ def merge(a: str | None, b: str) -> str:
     if b == FILTER:
         return a
     return a if _RANK[a] >= _RANK[b] else b
-
-
-def rank(kind: str) -> int:
-    return _RANK[kind]

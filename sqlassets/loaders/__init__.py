@@ -6,13 +6,13 @@ from sqlassets.graph import AssetGraph
 from sqlassets.model import Asset
 from sqlassets.project import Project
 
-WAREHOUSE_DIALECTS = {"duckdb": "duckdb", "snowflake": "snowflake", "bigquery": "bigquery"}
-
 
 def load_assets(project: Project) -> list[Asset]:
     """dbt assets (if the project has dbt_project.yml), then raw SQL assets matched against them."""
     assets: list[Asset] = []
-    dialect = WAREHOUSE_DIALECTS.get(project.warehouse.type, project.warehouse.type)
+    from sqlassets.loaders.dbt import DIALECTS  # warehouse type = dbt adapter type
+
+    dialect = DIALECTS.get(project.warehouse.type, project.warehouse.type)
     if project.has_dbt:
         from sqlassets.loaders.dbt import load_dbt_assets
 
