@@ -58,7 +58,7 @@ import sys, time
 t0 = time.perf_counter()
 from pathlib import Path
 from sqlassets.project import load_project
-from sqlassets.loaders import dbt
+from sqlassets.dbt import loader as dbt
 from sqlassets.graph import AssetGraph
 from sqlassets import render
 t1 = time.perf_counter()

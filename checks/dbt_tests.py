@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlassets.check_results import CheckResult, Severity
 from sqlassets.checks.specs import DbtTest, parse_severity
-from sqlassets.dbt_files import iter_project_files, stat_digest
+from sqlassets.dbt.files import iter_project_files, stat_digest
 from sqlassets.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ _COMPILE_LOCK = threading.Lock()
 
 
 def _manifest(project: Project) -> dict[str, Any]:
-    from sqlassets.loaders.dbt import load_manifest
+    from sqlassets.dbt.loader import load_manifest
 
     return load_manifest(project)
 
@@ -135,7 +135,7 @@ def cache_key(project: Project, manifest: dict[str, Any]) -> str:
 
 def _run_dbt_compile(project: Project, base: Path) -> dict[str, str]:
     """One `dbt compile` of every test (against a scratch database); unique_id -> compiled SQL."""
-    from sqlassets import dbt_invoke
+    from sqlassets.dbt import invoke as dbt_invoke
 
     profiles_dir = dbt_invoke.scratch_profiles(project, base) or project.profiles_dir
     if profiles_dir is None:

@@ -141,7 +141,7 @@ def base_versions(base: Path, project: Project) -> dict[str, str | None]:
                 raise ConfigError("state export: every asset needs a 'key'", path=str(path))
             out[str(a["key"])] = a.get("code_version")
         return out
-    from sqlassets.loaders.dbt import assets_from_manifest, read_manifest
+    from sqlassets.dbt.loader import assets_from_manifest, read_manifest
 
     manifest = read_manifest(path)
     out = {a.key: a.code_version for a in assets_from_manifest(manifest, project.root)}
@@ -283,7 +283,7 @@ def downstream_readers(project: Project, graph: AssetGraph, changes: list[dict[s
 def run_gate(project: Project, graph: AssetGraph, *, base: Path, seed_from: Path | None = None,
              ci_dir: Path | None = None, partitions: str | None = None, allow_breaking: bool = False,
              echo: Callable[[str], None] = print) -> GateOutcome:
-    from sqlassets.executor import RunRequest, execute_request
+    from sqlassets.run.executor import RunRequest, execute_request
 
     versions = base_versions(base, project)
     outcome = GateOutcome(allow_breaking=allow_breaking)
@@ -321,7 +321,7 @@ def run_gate(project: Project, graph: AssetGraph, *, base: Path, seed_from: Path
         return runner
 
     if partitions is not None:
-        from sqlassets.partitions import partitions_def
+        from sqlassets.run.partitions import partitions_def
 
         if not any(partitions_def(graph[k]) is not None for k in outcome.selection):
             partitions = None  # nothing partitioned changed: --partitions does not apply to this build

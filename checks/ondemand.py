@@ -48,7 +48,7 @@ def partitions_to_check(runner, graph: AssetGraph, spec: str | None) -> dict[str
     """`--partitions` resolved per partitioned asset that has checks (validated; bad keys -> exit 2)."""
     if spec is None:
         return {}
-    from sqlassets.partitions import partitions_def, select_keys
+    from sqlassets.run.partitions import partitions_def, select_keys
 
     out: dict[str, list[str]] = {}
     for key in runner.checks:
@@ -65,8 +65,9 @@ def run_on_demand(project: Project, graph: AssetGraph, *, select: Sequence[str] 
                   ) -> CheckOutcome | None:
     """Run the checks of the selected assets; None when none of them has a check."""
     from sqlassets.checks.runner import CheckRunner
+    from sqlassets.selection import select_keys as select_assets
 
-    keys = graph.select(list(select) or None, list(exclude) or None)
+    keys = select_assets(graph, list(select) or None, list(exclude) or None)
     if not keys and (select or exclude):
         raise UserError("the selection matches no asset; see `sqlassets list --select ...`")
     runner = CheckRunner(project, graph, keys)
@@ -81,7 +82,7 @@ def run_on_demand(project: Project, graph: AssetGraph, *, select: Sequence[str] 
         con.close()
     run_id = None
     if store:
-        from sqlassets.state import StateStore
+        from sqlassets.run.state import StateStore
 
         with StateStore(project.state_dir) as state:
             run_id = state.start_run("check", command=command,

@@ -39,7 +39,7 @@ def partition_where(asset: Asset, partition: str | None, window: tuple[str, str]
         return None
     from sqlglot import exp
 
-    from sqlassets.partitions import TimePartitionsDef, partitions_def
+    from sqlassets.run.partitions import TimePartitionsDef, partitions_def
 
     pdef = partitions_def(asset)
     if pdef is None or pdef.column is None:

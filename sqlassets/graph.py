@@ -8,7 +8,7 @@ valid DAG and iterate `graph.topo_order`.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 
 from sqlassets.errors import GraphError
 from sqlassets.model import Asset, Relation
@@ -112,13 +112,6 @@ class AssetGraph:
         """
         key = lookup_relation(self.relation_index, tuple(name.split(".")))
         return self._assets[key] if key else None
-
-    def select(self, select: Sequence[str] | str | None = None, exclude: Sequence[str] | str | None = None
-               ) -> list[str]:
-        """dbt-style selection; returns keys in topological order. See `sqlassets.selection`."""
-        from sqlassets.selection import select_keys
-
-        return select_keys(self, select, exclude)
 
     def subgraph(self, keys: Iterable[str]) -> AssetGraph:
         """The induced graph on `keys` (deps outside it are dropped)."""

@@ -145,7 +145,7 @@ def show(graph: AssetGraph, key: str, color: bool) -> str:
     lines.append(f"  upstream:        {', '.join(a.deps) or '-'}")
     lines.append(f"  downstream:      {', '.join(graph.children(key)) or '-'}")
     from sqlassets.errors import PartitionError
-    from sqlassets.partitions import partitions_def
+    from sqlassets.run.partitions import partitions_def
 
     try:
         pdef = partitions_def(a)

@@ -12,6 +12,7 @@ import pytest
 from conftest import invoke
 
 from sqlassets.graph import AssetGraph
+from sqlassets.selection import select_keys
 
 ISSUE_KEYS = {"key", "kind", "relation", "deps", "materialization", "tags", "group", "owner", "columns",
               "code_version", "path"}
@@ -80,7 +81,7 @@ def test_graph_dot(shop_root: Path, shop_graph: AssetGraph) -> None:
     out = r.stdout.strip()
     assert out.startswith("digraph") and out.endswith("}")
     got = set(re.findall(r'^\s*"([^"]+)" -> "([^"]+)";$', out, re.M))
-    keys = set(shop_graph.select("+customer_revenue"))
+    keys = set(select_keys(shop_graph, "+customer_revenue"))
     assert got == edges(shop_graph, keys)
     declared = set(re.findall(r'^\s*"([^"]+)" \[label=', out, re.M))
     assert declared == keys
@@ -110,7 +111,7 @@ def test_list_text(shop_root: Path, shop_graph: AssetGraph) -> None:
     lines = r.stdout.splitlines()
     assert lines[0].split()[:3] == ["KEY", "KIND", "MATERIALIZATION"]
     keys = [ln.split()[0] for ln in lines[1:]]
-    assert keys == shop_graph.select("tag:finance")
+    assert keys == select_keys(shop_graph, "tag:finance")
     assert "alice@example.com" in r.stdout
 
 

@@ -123,7 +123,7 @@ def test_history_views_on_a_fresh_project_write_nothing(tmp_path: Path) -> None:
 
 def test_runs_groups_one_check_outcome_across_partitions(tmp_path: Path) -> None:
     from sqlassets.check_results import CheckResult
-    from sqlassets.state import StateStore
+    from sqlassets.run.state import StateStore
 
     root = make_project(tmp_path / "p")
     assert cli(root, "materialize", "--select", "daily", "--partitions", "2024-01-01..2024-01-03").exit_code == 0

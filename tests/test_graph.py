@@ -9,6 +9,7 @@ import pytest
 from sqlassets.errors import GraphError, UserError
 from sqlassets.graph import AssetGraph
 from sqlassets.model import Asset, Relation
+from sqlassets.selection import select_keys
 
 
 def node(key: str, *deps: str, kind: str = "model", path: str | None = None,
@@ -133,4 +134,4 @@ def test_by_relation_case_insensitive_and_ambiguity() -> None:
 
 def test_empty_graph() -> None:
     g = AssetGraph([])
-    assert len(g) == 0 and g.topo_order == [] and g.select() == []
+    assert len(g) == 0 and g.topo_order == [] and select_keys(g) == []

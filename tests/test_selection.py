@@ -15,6 +15,7 @@ import pytest
 from sqlassets.errors import SelectionError
 from sqlassets.graph import AssetGraph
 from sqlassets.model import Asset, Relation
+from sqlassets.selection import select_keys
 
 
 def _a(key: str, kind: str, deps: tuple[str, ...] = (), *, path: str | None = None, tags: tuple[str, ...] = (),
@@ -124,7 +125,7 @@ CASES: list[tuple[str, object, object, set[str]]] = [
 
 @pytest.mark.parametrize(("select", "exclude", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_selection(select: object, exclude: object, expected: set[str]) -> None:
-    got = GRAPH.select(select, exclude)
+    got = select_keys(GRAPH, select, exclude)
     assert set(got) == expected
     assert got == GRAPH.sort(got), "selection comes back in topological order"
     assert len(got) == len(set(got))
@@ -148,38 +149,38 @@ BAD = [
 @pytest.mark.parametrize(("select", "mentions"), [b[1:] for b in BAD], ids=[b[0] for b in BAD])
 def test_bad_selectors_raise_one_line_errors(select: str, mentions: str) -> None:
     with pytest.raises(SelectionError) as info:
-        GRAPH.select(select)
+        select_keys(GRAPH, select)
     msg = str(info.value)
     assert "\n" not in msg and mentions in msg
 
 
 def test_bad_selector_in_exclude_is_an_error_too() -> None:
     with pytest.raises(SelectionError):
-        GRAPH.select(None, "nonexistent_model")
+        select_keys(GRAPH, None, "nonexistent_model")
 
 
 # -- on a real parsed project ---------------------------------------------------------------------------
 
 
 def test_versioned_model_name_selects_every_version(shop_graph: AssetGraph) -> None:
-    assert set(shop_graph.select("dim_customers")) == {"dim_customers.v1", "dim_customers.v2"}
-    assert shop_graph.select("dim_customers.v1") == ["dim_customers.v1"]
+    assert set(select_keys(shop_graph, "dim_customers")) == {"dim_customers.v1", "dim_customers.v2"}
+    assert select_keys(shop_graph, "dim_customers.v1") == ["dim_customers.v1"]
 
 
 def test_plain_name_selects_both_package_qualified_models(shop_graph: AssetGraph) -> None:
     """dbt selects by node name in every package; our keys are qualified only because of the clash."""
-    assert set(shop_graph.select("stg_customers")) == {"shop.stg_customers", "shared_pkg.stg_customers"}
-    assert shop_graph.select("shared_pkg.stg_customers") == ["shared_pkg.stg_customers"]
+    assert set(select_keys(shop_graph, "stg_customers")) == {"shop.stg_customers", "shared_pkg.stg_customers"}
+    assert select_keys(shop_graph, "shared_pkg.stg_customers") == ["shared_pkg.stg_customers"]
 
 
 def test_real_project_graph_operators(shop_graph: AssetGraph) -> None:
-    assert set(shop_graph.select("+customer_revenue")) == {
+    assert set(select_keys(shop_graph, "+customer_revenue")) == {
         "customer_revenue", "dim_customers.v2", "fct_orders", "shop.stg_customers", "raw_customers",
         "stg_orders", "stg_payments", "raw.orders", "raw.payments"}
-    assert set(shop_graph.select("path:models/marts", "kind:snapshot")) == {
+    assert set(select_keys(shop_graph, "path:models/marts", "kind:snapshot")) == {
         "fct_orders", "customer_revenue", "legacy_customers", "dim_customers.v1", "dim_customers.v2"}
-    assert set(shop_graph.select("source:raw+1")) == {"raw.orders", "raw.payments", "stg_orders", "stg_payments",
+    assert set(select_keys(shop_graph, "source:raw+1")) == {"raw.orders", "raw.payments", "stg_orders", "stg_payments",
                                                       "customer_ltv"}
-    assert set(shop_graph.select("group:finance,kind:model")) == {"fct_orders", "customer_revenue"}
-    assert set(shop_graph.select("kind:sql")) == {"customer_ltv", "ltv_segments"}
-    assert set(shop_graph.select("package:shared_pkg")) == {"shared_pkg.stg_customers", "calendar_days"}
+    assert set(select_keys(shop_graph, "group:finance,kind:model")) == {"fct_orders", "customer_revenue"}
+    assert set(select_keys(shop_graph, "kind:sql")) == {"customer_ltv", "ltv_segments"}
+    assert set(select_keys(shop_graph, "package:shared_pkg")) == {"shared_pkg.stg_customers", "calendar_days"}

@@ -14,7 +14,9 @@ exclude_option = click.option("--exclude", "exclude", multiple=True, help="Selec
 
 
 def _selected(obj: CliContext, select: tuple[str, ...], exclude: tuple[str, ...]) -> list[str]:
-    keys = obj.graph.select(select or None, exclude or None)
+    from sqlassets.selection import select_keys
+
+    keys = select_keys(obj.graph, select or None, exclude or None)
     if not keys and (select or exclude):
         click.echo("warning: the selection matches no assets", err=True)
     return keys

@@ -76,7 +76,9 @@ def lineage(obj: CliContext, column: str | None, upstream: bool, downstream: boo
     from sqlassets.lineage.build import build_lineage
 
     graph = obj.graph
-    keys = graph.select(select or None, exclude or None) if (select or exclude) else None
+    from sqlassets.selection import select_keys
+
+    keys = select_keys(graph, select or None, exclude or None) if (select or exclude) else None
     if keys is not None and not keys:
         raise UserError("the selection matches no assets; nothing written")
     built = build_lineage(obj.project, graph, use_cache=not no_cache)

@@ -58,8 +58,8 @@ def _hook_factory(obj: CliContext) -> Any:
 def _do_run(obj: CliContext, *, select: tuple[str, ...], exclude: tuple[str, ...], partitions: str | None,
             partition: str | None, mode: str, concurrency: int, batch_size: int, full_refresh: bool,
             dry_run: bool, wait: bool, backfill: bool = False, resume: int | None = None) -> None:
-    from sqlassets.executor import RunOptions, RunRequest, execute_request
-    from sqlassets.progress import Progress
+    from sqlassets.run.executor import RunOptions, RunRequest, execute_request
+    from sqlassets.run.progress import Progress
 
     req = RunRequest(select=list(select), exclude=list(exclude), partitions=partitions, partition=partition,
                      mode=mode or "missing", dry_run=dry_run, backfill=backfill, resume=resume,
@@ -119,7 +119,7 @@ def backfill(ctx: click.Context, **kwargs: Any) -> None:
 def backfill_resume(obj: CliContext, backfill_id: int, concurrency: int | None, batch_size: int | None,
                     dry_run: bool, wait: bool) -> None:
     """Run what a backfill has not finished yet (missing and failed partitions)."""
-    from sqlassets.state import StateStore
+    from sqlassets.run.state import StateStore
 
     with StateStore(obj.project.state_dir, readonly=True) as st:
         bf = st.backfill(backfill_id)
@@ -145,7 +145,7 @@ def backfill_list(obj: CliContext, output: str) -> None:
     """Backfills with their progress."""
     import json
 
-    from sqlassets.state import StateStore
+    from sqlassets.run.state import StateStore
 
     st = StateStore.for_history(obj.project.state_dir)
     try:
@@ -178,11 +178,13 @@ def status(obj: CliContext, select: tuple[str, ...], exclude: tuple[str, ...], o
     """Done / failed / missing / stale partitions per asset."""
     import json
 
-    from sqlassets.state import StateStore
-    from sqlassets.status import compute_status
+    from sqlassets.run.state import StateStore
+    from sqlassets.run.status import compute_status
 
     graph = obj.graph
-    keys = graph.select(select or None, exclude or None)
+    from sqlassets.selection import select_keys
+
+    keys = select_keys(graph, select or None, exclude or None)
     st = StateStore(obj.project.state_dir, readonly=True)
     try:
         statuses = compute_status(graph, keys, st)
@@ -222,7 +224,7 @@ def runs(obj: CliContext, run_id: int | None, limit: int, all_steps: bool, outpu
     import json
 
     from sqlassets.errors import UserError
-    from sqlassets.state import StateStore
+    from sqlassets.run.state import StateStore
 
     st = StateStore.for_history(obj.project.state_dir)
     try:

@@ -1,7 +1,7 @@
 """Build the project-wide column graph: SQL per asset -> schemas in topological order -> lineage.
 
 Flow (data flows one way: this reads the `AssetGraph`, never changes it):
-1. each asset's SQL: the manifest's compiled code, a raw SQL file's text, or `sqlassets.compile`
+1. each asset's SQL: the manifest's compiled code, a raw SQL file's text, or `sqlassets.dbt.compile`
    for dbt models the manifest has not compiled; sources, seeds and external tables have none;
 2. the warehouse catalog if a DuckDB file is there (read-only; optional);
 3. assets in dependency waves: each asset is qualified against its parents' column lists; a cache
@@ -82,7 +82,7 @@ def collect_sql(project: Project | None, graph: AssetGraph) -> tuple[dict[str, s
         compiled: dict[str, str] = {}
         if project is not None:
             try:
-                from sqlassets.compile import compiled_sql
+                from sqlassets.dbt.compile import compiled_sql
             except ImportError:
                 compiled_sql = None
             if compiled_sql is not None:

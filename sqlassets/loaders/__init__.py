@@ -10,11 +10,11 @@ from sqlassets.project import Project
 def load_assets(project: Project) -> list[Asset]:
     """dbt assets (if the project has dbt_project.yml), then raw SQL assets matched against them."""
     assets: list[Asset] = []
-    from sqlassets.loaders.dbt import DIALECTS  # warehouse type = dbt adapter type
+    from sqlassets.dbt.loader import DIALECTS  # warehouse type = dbt adapter type
 
     dialect = DIALECTS.get(project.warehouse.type, project.warehouse.type)
     if project.has_dbt:
-        from sqlassets.loaders.dbt import load_dbt_assets
+        from sqlassets.dbt.loader import load_dbt_assets
 
         assets = load_dbt_assets(project)
         dialect = next((a.dialect for a in assets), dialect)

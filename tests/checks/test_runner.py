@@ -10,7 +10,7 @@ from checks_support import exp, make_shop_checks, suite, write_suite
 from conftest import invoke
 
 from sqlassets.project import load_project
-from sqlassets.state import StateStore
+from sqlassets.run.state import StateStore
 
 
 def _suite_net_nonnegative(root: Path, severity: str) -> None:

@@ -1,4 +1,4 @@
-"""Whole-project lineage on the shop fixture: real `dbt parse`, real `dbt compile` (sqlassets.compile)."""
+"""Whole-project lineage on the shop fixture: real `dbt parse`, real `dbt compile` (sqlassets.dbt.compile)."""
 
 from __future__ import annotations
 
@@ -118,7 +118,7 @@ def test_jinja_heavy_model_is_followed_through_real_dbt_compile(shop_copy: Path)
     (shop_copy / "models" / "marts" / "payment_pivot.sql").write_text(JINJA_MODEL)
     graph = load(shop_copy)  # real dbt parse of the changed project
     assert graph["payment_pivot"].compiled_sql is None or "{%" not in graph["payment_pivot"].compiled_sql
-    b = build_lineage(load_project(shop_copy), graph)  # compiles through sqlassets.compile (real dbt)
+    b = build_lineage(load_project(shop_copy), graph)  # compiles through sqlassets.dbt.compile (real dbt)
     rec = b.columns.assets["payment_pivot"]
     assert rec.columns == ("order_id", "card_amount", "bank_transfer_amount", "gift_card_amount", "total_amount")
     assert _edges(b.columns, "payment_pivot.card_amount") == {

@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlassets.partitions import UNPARTITIONED, compress_keys, map_partitions, partitions_def
-from sqlassets.planner import identity, upstream_stamp
+from sqlassets.run.partitions import UNPARTITIONED, compress_keys, map_partitions, partitions_def
+from sqlassets.run.planner import identity, upstream_stamp
 
 if TYPE_CHECKING:
     from sqlassets.graph import AssetGraph
-    from sqlassets.state import StateStore
+    from sqlassets.run.state import StateStore
 
 BAR_CHARS = {"done": "█", "stale": "▒", "missing": "·", "failed": "x"}
 _RANK = {"done": 0, "stale": 1, "missing": 2, "failed": 3}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sqlassets.check_results import CheckResult
-from sqlassets.state import LeaseConflict, StateStore, UnitRecord
+from sqlassets.run.state import LeaseConflict, StateStore, UnitRecord
 
 
 def rec(asset: str, key: str, status: str = "done", **kw) -> UnitRecord:

@@ -1,7 +1,7 @@
 """Compiled SQL for dbt models: one in-process `dbt compile` for every model that needs it, then cached.
 
 dbt is never run per partition. Models are compiled once with sentinel values for the window vars
-(`window_start`, `window_end`, `partition_key`; see `sqlassets.windows`) and `--full-refresh`, so
+(`window_start`, `window_end`, `partition_key`; see `sqlassets.run.windows`) and `--full-refresh`, so
 `is_incremental()` is false and the SQL does not depend on what the warehouse holds. The results are
 cached in `<state_dir>/compiled/<hash>.sql`, keyed by everything the compiled text depends on: the
 model's raw SQL and config, the relations of its parents, the dbt version, the target, and the files
@@ -22,9 +22,9 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from sqlassets.dbt_files import iter_project_files, stat_digest
+from sqlassets.dbt.files import iter_project_files, stat_digest
 from sqlassets.errors import ConfigError, UserError
-from sqlassets.windows import DBT_VARS
+from sqlassets.run.windows import DBT_VARS
 
 if TYPE_CHECKING:
     from sqlassets.graph import AssetGraph
@@ -80,7 +80,7 @@ def _selector(project: Project, asset: Asset) -> str:
 
 def _run_dbt_compile(project: Project, assets: list[Asset]) -> dict[str, str]:
     """One `dbt compile` for `assets`; returns unique_id -> compiled SQL."""
-    from sqlassets import dbt_invoke
+    from sqlassets.dbt import invoke as dbt_invoke
 
     base = project.state_dir / "compile"
     profiles_dir = dbt_invoke.scratch_profiles(project, base) or project.profiles_dir
@@ -99,7 +99,7 @@ def _run_dbt_compile(project: Project, assets: list[Asset]) -> dict[str, str]:
 def compiled_sql(project: Project, graph: AssetGraph, keys: Iterable[str]) -> dict[str, str]:
     """Compiled SQL for `keys` (dbt models/snapshots compiled once, cached; raw SQL assets as written).
 
-    Window vars compile to sentinels (`sqlassets.windows.DBT_VARS`); `prepare_select` turns those into
+    Window vars compile to sentinels (`sqlassets.run.windows.DBT_VARS`); `prepare_select` turns those into
     typed literals per partition. Seeds, sources and externals have no SQL and are left out.
     """
     out: dict[str, str] = {}

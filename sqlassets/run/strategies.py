@@ -7,7 +7,7 @@
 - table: build into a staging table, then drop + rename in one transaction: readers never see an empty
   or half-built table.
 - view: CREATE OR REPLACE VIEW. seeds: the CSV read into a staging table, then swapped like a table.
-- ephemeral: nothing to write (inlined into dependents by `sqlassets.windows`).
+- ephemeral: nothing to write (inlined into dependents by `sqlassets.run.windows`).
 - append: an unpartitioned incremental model without a key (dbt's default `append`).
 
 Schema drift (incremental strategies): new columns are added to the table; a column whose type changed
@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING
 from sqlglot import exp
 
 from sqlassets.errors import UserError
-from sqlassets.partitions import PartitionsDef
-from sqlassets.planner import strategy_name as _strategy_name
-from sqlassets.windows import PreparedSelect, Template, partition_predicate
+from sqlassets.run.partitions import PartitionsDef
+from sqlassets.run.planner import strategy_name as _strategy_name
+from sqlassets.run.windows import PreparedSelect, Template, partition_predicate
 
 if TYPE_CHECKING:
     from sqlassets.adapters.base import Adapter, ColumnInfo, Session

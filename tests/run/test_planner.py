@@ -12,8 +12,8 @@ import pytest
 from sqlassets.errors import PartitionError
 from sqlassets.graph import AssetGraph
 from sqlassets.model import Asset, Relation
-from sqlassets.planner import build_plan
-from sqlassets.state import StateStore, UnitRecord
+from sqlassets.run.planner import build_plan
+from sqlassets.run.state import StateStore, UnitRecord
 
 NOW = datetime(2024, 3, 1, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ import pytest
 
 from sqlassets.errors import PartitionError
 from sqlassets.model import Asset, Relation
-from sqlassets.partitions import (
+from sqlassets.run.partitions import (
     StaticPartitionsDef,
     TimePartitionsDef,
     compress_keys,

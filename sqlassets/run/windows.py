@@ -24,7 +24,7 @@ import sqlglot
 from sqlglot import exp
 
 from sqlassets.errors import UserError
-from sqlassets.partitions import PartitionsDef, TimePartitionsDef, Window
+from sqlassets.run.partitions import PartitionsDef, TimePartitionsDef, Window
 
 if TYPE_CHECKING:
     from sqlassets.graph import AssetGraph
@@ -129,7 +129,7 @@ def prepare_select(asset: Asset, sql: str, graph: AssetGraph | None = None, *,
             col.replace(sentinel(col.name))
     if (uses_window or uses_key) and pdef is None:
         raise UserError(f"{where}: '{asset.key}' reads var('window_start'/'window_end'/'partition_key') but is "
-                        "not partitioned; declare meta.sqlassets.partitions")
+                        "not partitioned; declare meta.sqlassets.run.partitions")
 
     if graph is not None:
         filter_upstream = (pdef is not None and isinstance(pdef, TimePartitionsDef)

@@ -9,10 +9,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-import sqlassets.compile as compile_mod
-from sqlassets.executor import RunRequest, execute_request
+import sqlassets.dbt.compile as compile_mod
 from sqlassets.loaders import load_graph
 from sqlassets.project import load_project
+from sqlassets.run.executor import RunRequest, execute_request
 
 PROJECT = {
     "dbt_project.yml": "name: mb\nversion: '1.0'\nprofile: mb\nmodels:\n  mb:\n    +materialized: view\n",

@@ -391,14 +391,14 @@ def partitions_def_from_config(config: dict[str, Any], meta: dict[str, Any] | No
         refine, spec = spec, None
         unknown = set(refine) - {"end", "timezone"}
         if unknown:
-            raise PartitionError(f"{where}: a microbatch model's meta.sqlassets.partitions may set only end and "
+            raise PartitionError(f"{where}: a microbatch model's meta.sqlassets.run.partitions may set only end and "
                                  f"timezone (or a full spec with 'type'), not {', '.join(sorted(unknown))}")
     if spec is not None:
         if not isinstance(spec, dict) or "type" not in spec:
-            raise PartitionError(f"{where}: meta.sqlassets.partitions must be a mapping with 'type'")
+            raise PartitionError(f"{where}: meta.sqlassets.run.partitions must be a mapping with 'type'")
         unknown = set(spec) - {"type", "column", "start", "end", "timezone", "values", "batchable", "lookback"}
         if unknown:
-            raise PartitionError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} in meta.sqlassets.partitions")
+            raise PartitionError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} in meta.sqlassets.run.partitions")
         typ = str(spec["type"]).lower()
         batchable = _truthy(spec.get("batchable", True))
         if typ == "static":

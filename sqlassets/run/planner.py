@@ -3,7 +3,7 @@
 Modes (what a user asks for):
 - `missing` (default): partitions never written, or whose last attempt failed;
 - `stale`: those, plus partitions whose code version changed or whose upstream partitions (as mapped
-  by `sqlassets.partitions.map_partitions`) were materialized after them;
+  by `sqlassets.run.partitions.map_partitions`) were materialized after them;
 - `all`: every partition in range.
 In every mode, a selected asset is also planned where an upstream partition it reads is planned in the
 same run (dbt and Dagster build downstream after upstream), and dbt microbatch `lookback` re-runs the
@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlassets.errors import PartitionError, UserError
-from sqlassets.partitions import (
+from sqlassets.run.partitions import (
     UNPARTITIONED,
     PartitionsDef,
     TimePartitionsDef,
@@ -32,12 +32,12 @@ from sqlassets.partitions import (
 if TYPE_CHECKING:
     from sqlassets.graph import AssetGraph
     from sqlassets.model import Asset
-    from sqlassets.state import Materialization, StateStore
+    from sqlassets.run.state import Materialization, StateStore
 
 def strategy_name(asset: Asset, pdef: PartitionsDef | None) -> str:
     """How `asset` is written (seed, view, ephemeral, merge, partition_replace, append, table).
 
-    Lives here, not in `sqlassets.strategies`, so planning (and a no-op re-run) never imports sqlglot.
+    Lives here, not in `sqlassets.run.strategies`, so planning (and a no-op re-run) never imports sqlglot.
     """
     mat = asset.materialization
     if asset.kind == "seed" or mat == "seed":

@@ -12,10 +12,10 @@ import pytest
 from run_support import checksum, make_project, table_rows
 
 from sqlassets.check_results import CheckResult
-from sqlassets.executor import RunOptions, RunRequest, execute_request
 from sqlassets.loaders import load_graph
 from sqlassets.project import load_project
-from sqlassets.state import StateStore
+from sqlassets.run.executor import RunOptions, RunRequest, execute_request
+from sqlassets.run.state import StateStore
 
 
 def run(root: Path, **kw):

@@ -26,14 +26,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlassets.errors import UserError
-from sqlassets.partitions import (
+from sqlassets.run.partitions import (
     UNPARTITIONED,
     TimePartitionsDef,
     contiguous_batches,
     map_partitions,
 )
-from sqlassets.planner import Plan, build_plan, identity
-from sqlassets.state import StateStore, UnitRecord
+from sqlassets.run.planner import Plan, build_plan, identity
+from sqlassets.run.state import StateStore, UnitRecord
+from sqlassets.selection import select_keys
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -42,9 +43,9 @@ if TYPE_CHECKING:
     from sqlassets.check_results import CheckResult, PostMaterializeHook
     from sqlassets.graph import AssetGraph
     from sqlassets.model import Asset
-    from sqlassets.progress import Progress
     from sqlassets.project import Project
-    from sqlassets.strategies import Materializer
+    from sqlassets.run.progress import Progress
+    from sqlassets.run.strategies import Materializer
 
 
 class Cancelled(Exception):
@@ -165,7 +166,7 @@ class Executor:
 
     # -- unit graph -----------------------------------------------------------------------------------
     def _build_units(self) -> None:
-        from sqlassets.partitions import partitions_def
+        from sqlassets.run.partitions import partitions_def
 
         by_asset_key: dict[str, dict[str, int]] = {}
         order = 0
@@ -235,7 +236,7 @@ class Executor:
         checks: list[CheckResult] = []
         error = None
         if self.hook is not None:
-            from sqlassets.partitions import partitions_def
+            from sqlassets.run.partitions import partitions_def
 
             pdef = partitions_def(asset)
             for label, window in _check_scopes(pdef, unit.keys):
@@ -482,7 +483,7 @@ class Executor:
         if result.status == "done":
             summary.done += len(unit.keys)
             mats = self._mats.setdefault(unit.asset, {})
-            from sqlassets.state import Materialization
+            from sqlassets.run.state import Materialization
 
             for k in unit.keys:
                 mats[k] = Materialization(unit.asset, k, "done", self.run_id, asset.code_version, None,
@@ -561,10 +562,10 @@ class RunRequest:
 def prepare_materializers(project: Project, graph: AssetGraph, plan: Plan, adapter: Adapter,
                           full_refresh: bool) -> dict[str, Materializer]:
     """Compile (cached) and parse every planned asset's SQL up front: bad SQL fails before any write."""
-    from sqlassets.compile import compiled_sql
-    from sqlassets.partitions import partitions_def
-    from sqlassets.strategies import Materializer
-    from sqlassets.windows import prepare_select
+    from sqlassets.dbt.compile import compiled_sql
+    from sqlassets.run.partitions import partitions_def
+    from sqlassets.run.strategies import Materializer
+    from sqlassets.run.windows import prepare_select
 
     keys = [a.key for a in plan.to_run]
     need_sql = [k for k in keys if graph[k].kind != "seed" and graph[k].materialization != "seed"]
@@ -619,7 +620,7 @@ def execute_request(project: Project, graph: AssetGraph, req: RunRequest, *,
             req.options.concurrency = req.options.concurrency or opts.get("concurrency", 1)
             selected = list(requested)
         else:
-            selected = graph.select(req.select or None, req.exclude or None)
+            selected = select_keys(graph, req.select or None, req.exclude or None)
             if not selected:
                 raise UserError("the selection matches no asset; see `sqlassets list --select ...`")
         plan = build_plan(graph, selected, state, mode=req.mode, partitions=req.partitions,

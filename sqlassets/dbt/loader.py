@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from sqlassets.dbt_files import FOLDER_DEFAULTS, iter_project_files, newest_mtime
+from sqlassets.dbt.files import FOLDER_DEFAULTS, iter_project_files, newest_mtime
 from sqlassets.errors import ConfigError
 from sqlassets.model import Asset, Column, Relation
 from sqlassets.project import Project
@@ -98,7 +98,7 @@ def run_dbt_parse(project: Project) -> Path:
     """
     import tempfile
 
-    from sqlassets import dbt_invoke
+    from sqlassets.dbt import invoke as dbt_invoke
 
     with tempfile.TemporaryDirectory(prefix="sqlassets-dbt-") as tmp:
         profiles_dir = project.profiles_dir

@@ -11,10 +11,10 @@ import pytest
 from sqlassets.adapters.duckdb import DuckDBAdapter
 from sqlassets.errors import UserError
 from sqlassets.model import Asset, Relation
-from sqlassets.partitions import make_time_def, partitions_def
 from sqlassets.project import Warehouse
-from sqlassets.strategies import Materializer, type_compatible
-from sqlassets.windows import prepare_select
+from sqlassets.run.partitions import make_time_def, partitions_def
+from sqlassets.run.strategies import Materializer, type_compatible
+from sqlassets.run.windows import prepare_select
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sqlassets import dbt_invoke
+from sqlassets.dbt import invoke as dbt_invoke
 from sqlassets.errors import ConfigError
 from sqlassets.project import load_project
 

@@ -8,8 +8,8 @@ import pytest
 from sqlassets.errors import UserError
 from sqlassets.graph import AssetGraph
 from sqlassets.model import Asset, Relation
-from sqlassets.partitions import StaticPartitionsDef, make_time_def
-from sqlassets.windows import SENTINEL_START, Template, literal_sql, prepare_select
+from sqlassets.run.partitions import StaticPartitionsDef, make_time_def
+from sqlassets.run.windows import SENTINEL_START, Template, literal_sql, prepare_select
 
 DAILY = make_time_def("daily", "2024-01-01", column="day")
 

@@ -13,8 +13,8 @@ import orjson
 import pytest
 from conftest import REPO, copy_fixture, load
 
+from sqlassets.dbt.loader import assets_from_manifest, read_manifest
 from sqlassets.graph import AssetGraph
-from sqlassets.loaders.dbt import assets_from_manifest, read_manifest
 
 DBT_KEYS = {
     "raw_customers", "country_codes",                      # seeds
