@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lineage": ("sqlassets.cli.lineage_cmds:lineage", "Column-level lineage, stats and the HTML report."),
     "check": ("sqlassets.cli.check_cmds:check", "Run asset checks (Great Expectations, dbt tests)."),
     "ci": ("sqlassets.cli.check_cmds:ci", "CI gate: build what changed against production, run checks."),
+    "ui": ("sqlassets.cli.ui_cmds:ui", "Local web UI: asset graph, partitions, runs, checks, lineage."),
 }
 
 
