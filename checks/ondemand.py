@@ -64,9 +64,12 @@ def run_on_demand(project: Project, graph: AssetGraph, *, select: Sequence[str] 
                   partitions: str | None = None, command: str = "check", store: bool = True
                   ) -> CheckOutcome | None:
     """Run the checks of the selected assets; None when none of them has a check."""
+    import time
+
     from sqlassets.checks.runner import CheckRunner
     from sqlassets.selection import select_keys as select_assets
 
+    started_at = time.time()  # the run's recorded time is what the user waited for, compiling included
     keys = select_assets(graph, list(select) or None, list(exclude) or None)
     if not keys and (select or exclude):
         raise UserError("the selection matches no asset; see `sqlassets list --select ...`")
@@ -87,7 +90,7 @@ def run_on_demand(project: Project, graph: AssetGraph, *, select: Sequence[str] 
         with StateStore(project.state_dir) as state:
             run_id = state.start_run("check", command=command,
                                      options={"select": list(select), "exclude": list(exclude),
-                                              "partitions": partitions})
+                                              "partitions": partitions}, started_at=started_at)
             state.record_check_results(run_id, results)
             blocking = sum(1 for r in results if r.blocking)
             state.finish_run(run_id, "failed" if blocking else "success", planned=len(results),

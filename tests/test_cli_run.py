@@ -25,11 +25,16 @@ def test_materialize_dry_run_status_and_runs(tmp_path: Path) -> None:
     assert "run 1 success" in r.stdout and "5 done" in r.stdout
     r = cli(root, "status")
     assert r.exit_code == 0
-    line = next(ln for ln in r.stdout.splitlines() if ln.startswith("daily"))
-    assert line.split()[1] == "█████" + "·" * 26 and line.split()[2:6] == ["5", "0", "26", "0"]
+    lines = r.stdout.splitlines()
+    i = next(i for i, ln in enumerate(lines) if ln.startswith("daily"))
+    assert lines[i].split()[1:7] == ["partial", "31", "5", "0", "26", "0"]
+    # Partitions as date ranges (first/last done, gaps), not a bar.
+    assert lines[i + 1].split() == ["done", "2024-01-01..2024-01-05"]
+    assert lines[i + 2].split() == ["missing", "2024-01-06..2024-01-31"]
     data = json.loads(cli(root, "status", "--output", "json", "--select", "daily").stdout)
     assert data[0]["counts"] == {"done": 5, "failed": 0, "missing": 26, "stale": 0}
     assert data[0]["missing"] == "2024-01-06..2024-01-31"
+    assert data[0]["ranges"] == {"done": "2024-01-01..2024-01-05", "missing": "2024-01-06..2024-01-31"}
     r = cli(root, "runs")
     assert "materialize" in r.stdout and "success" in r.stdout
     r = cli(root, "runs", "1", "--steps")
@@ -106,7 +111,7 @@ def test_real_process_exit_codes(tmp_path: Path) -> None:
     root = make_project(tmp_path / "p", monthly=False, summary=False, days=3)
     r = run_cli(root, "materialize", "--partitions", "2024-01-01..2024-01-03")
     assert r.returncode == 0 and "run 1 success" in r.stdout
-    assert "[3/3] done    daily [2024-01-03]" in r.stderr  # plain lines when not a TTY
+    assert "[3/3] 100%  3 done" in r.stderr and "last: daily [2024-01-03]" in r.stderr  # plain lines, no TTY
     r = run_cli(root, "materialize", "--partition", "x' or 1=1 --")
     assert r.returncode == 2 and r.stderr.startswith("error: asset 'daily': bad")
 

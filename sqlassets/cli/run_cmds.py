@@ -34,6 +34,8 @@ def _run_options(f: Any) -> Any:
         click.option("--full-refresh", is_flag=True, help="Drop and rebuild incremental assets."),
         click.option("--dry-run", is_flag=True, help="Print the plan only."),
         click.option("--wait", is_flag=True, help="Wait for other runs holding these assets instead of refusing."),
+        click.option("--quiet", "-q", is_flag=True, help="No progress bar or progress lines; failures and the "
+                     "summary only."),
     ]
     for opt in reversed(options):
         f = opt(f)
@@ -57,7 +59,8 @@ def _hook_factory(obj: CliContext) -> Any:
 
 def _do_run(obj: CliContext, *, select: tuple[str, ...], exclude: tuple[str, ...], partitions: str | None,
             partition: str | None, mode: str, concurrency: int, batch_size: int, full_refresh: bool,
-            dry_run: bool, wait: bool, backfill: bool = False, resume: int | None = None) -> None:
+            dry_run: bool, wait: bool, quiet: bool = False, backfill: bool = False, resume: int | None = None
+            ) -> None:
     from sqlassets.run.executor import RunOptions, RunRequest, execute_request
     from sqlassets.run.progress import Progress
 
@@ -67,8 +70,15 @@ def _do_run(obj: CliContext, *, select: tuple[str, ...], exclude: tuple[str, ...
                      options=RunOptions(concurrency=concurrency, batch_size=batch_size, full_refresh=full_refresh,
                                         wait=wait))
     graph = obj.graph
-    plan, summary = execute_request(obj.project, graph, req, hook_factory=_hook_factory(obj), echo=click.echo,
-                                    progress_factory=lambda total: Progress(total))
+    shown: list[Progress] = []
+
+    def progress_factory(total: int) -> Progress:
+        shown.append(Progress(total, quiet=quiet))
+        return shown[0]
+
+    echo = (lambda line: None) if quiet and not dry_run else click.echo
+    plan, summary = execute_request(obj.project, graph, req, hook_factory=_hook_factory(obj), echo=echo,
+                                    progress_factory=progress_factory)
     if summary is None or summary.run_id is None:
         return
     parts = [f"{summary.done} done"]
@@ -79,6 +89,9 @@ def _do_run(obj: CliContext, *, select: tuple[str, ...], exclude: tuple[str, ...
     if summary.cancelled:
         parts.append(f"{summary.cancelled} not run")
     click.echo(f"run {summary.run_id} {summary.status} in {summary.seconds:.2f}s: " + ", ".join(parts))
+    checks_line = shown[0].check_summary() if shown else None
+    if checks_line:
+        click.echo(checks_line)
     for asset, keys, error in summary.failures[:10]:
         click.echo(f"  failed {asset} [{keys}]: {error}", err=True)
     if len(summary.failures) > 10:
@@ -115,9 +128,10 @@ def backfill(ctx: click.Context, **kwargs: Any) -> None:
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=None, help="Override the batch size.")
 @click.option("--dry-run", is_flag=True, help="Print what would run.")
 @click.option("--wait", is_flag=True, help="Wait for other runs holding these assets instead of refusing.")
+@click.option("--quiet", "-q", is_flag=True, help="Failures and the summary only.")
 @click.pass_obj
 def backfill_resume(obj: CliContext, backfill_id: int, concurrency: int | None, batch_size: int | None,
-                    dry_run: bool, wait: bool) -> None:
+                    dry_run: bool, wait: bool, quiet: bool) -> None:
     """Run what a backfill has not finished yet (missing and failed partitions)."""
     from sqlassets.run.state import StateStore
 
@@ -131,7 +145,7 @@ def backfill_resume(obj: CliContext, backfill_id: int, concurrency: int | None, 
     _do_run(obj, select=(), exclude=(), partitions=None, partition=None, mode="missing",
             concurrency=concurrency or int(opts.get("concurrency") or 1),
             batch_size=batch_size or int(opts.get("batch_size") or 1), full_refresh=False, dry_run=dry_run,
-            wait=wait, backfill=True, resume=backfill_id)
+            wait=wait, quiet=quiet, backfill=True, resume=backfill_id)
 
 
 def _ts(value: float | None) -> str:
@@ -197,20 +211,21 @@ def status(obj: CliContext, select: tuple[str, ...], exclude: tuple[str, ...], o
         click.echo("no buildable assets selected")
         return
     width = max(len(s.key) for s in statuses)
-    click.echo(f"{'asset':<{width}}  {'state':<40}  done  fail  miss  stale  last materialized")
+    click.echo(f"{'asset':<{width}}  {'state':<9} {'parts':>6}  done  fail  miss  stale  last materialized")
     for s in statuses:
         c = s.counts
-        if s.partitioned:
-            state = s.bar(40)
-        else:
-            state = next((name for name in ("failed", "stale", "missing", "done") if c[name]), "missing")
+        state = next((name for name in ("failed", "stale", "missing") if c[name]), "done")
+        if s.partitioned and state != "done":
+            state = "partial" if c["done"] else state
         checks = ""
         if s.checks:
             checks = "  checks: " + ", ".join(f"{n} {k}" for k, n in sorted(s.checks.items()))
-        click.echo(f"{s.key:<{width}}  {state:<40}  {c['done']:>4}  {c['failed']:>4}  {c['missing']:>4}  "
+        total = str(len(s.states)) if s.partitioned else "-"
+        click.echo(f"{s.key:<{width}}  {state:<9} {total:>6}  {c['done']:>4}  {c['failed']:>4}  {c['missing']:>4}  "
                    f"{c['stale']:>5}  {_ts(s.last_materialized)}{checks}")
-    if any(s.partitioned for s in statuses):
-        click.echo("bar: █ done  ▒ stale  · missing  x failed")
+        if s.partitioned:
+            for name, text in s.ranges(graph).items():
+                click.echo(f"{'':<{width}}    {name:<8} {text}")
 
 
 @click.command()

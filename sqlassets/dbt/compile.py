@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -96,7 +96,8 @@ def _run_dbt_compile(project: Project, assets: list[Asset]) -> dict[str, str]:
     return dbt_invoke.compiled_code(result)
 
 
-def compiled_sql(project: Project, graph: AssetGraph, keys: Iterable[str]) -> dict[str, str]:
+def compiled_sql(project: Project, graph: AssetGraph, keys: Iterable[str],
+                 on_compile: Callable[[int], None] | None = None) -> dict[str, str]:
     """Compiled SQL for `keys` (dbt models/snapshots compiled once, cached; raw SQL assets as written).
 
     Window vars compile to sentinels (`sqlassets.run.windows.DBT_VARS`); `prepare_select` turns those into
@@ -124,6 +125,8 @@ def compiled_sql(project: Project, graph: AssetGraph, keys: Iterable[str]) -> di
         except FileNotFoundError:
             need[key] = (asset, path)
     if need:
+        if on_compile is not None:
+            on_compile(len(need))  # dbt is about to run: say so, it can take a while
         with _COMPILE_LOCK:
             compiled = _run_dbt_compile(project, [a for a, _ in need.values()])
         cache_dir.mkdir(parents=True, exist_ok=True)

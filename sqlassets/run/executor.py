@@ -494,6 +494,8 @@ class Executor:
         if self.progress is not None:
             self.progress.unit(unit.asset, unit.keys, result.status, result.rows,
                                result.finished_at - result.started_at, result.error)
+            if result.checks:
+                self.progress.checks(result.checks)
 
     def _skip_downstream(self, unit: Unit, summary: RunSummary) -> None:
         stack = list(unit.children)
@@ -560,7 +562,8 @@ class RunRequest:
 
 
 def prepare_materializers(project: Project, graph: AssetGraph, plan: Plan, adapter: Adapter,
-                          full_refresh: bool) -> dict[str, Materializer]:
+                          full_refresh: bool, echo: Callable[[str], None] | None = None
+                          ) -> dict[str, Materializer]:
     """Compile (cached) and parse every planned asset's SQL up front: bad SQL fails before any write."""
     from sqlassets.dbt.compile import compiled_sql
     from sqlassets.run.partitions import partitions_def
@@ -569,7 +572,11 @@ def prepare_materializers(project: Project, graph: AssetGraph, plan: Plan, adapt
 
     keys = [a.key for a in plan.to_run]
     need_sql = [k for k in keys if graph[k].kind != "seed" and graph[k].materialization != "seed"]
-    sql = compiled_sql(project, graph, need_sql) if need_sql else {}
+    def on_compile(n: int) -> None:
+        if echo is not None:
+            echo(f"compiling {n} model(s) with dbt...")
+
+    sql = compiled_sql(project, graph, need_sql, on_compile=on_compile) if need_sql else {}
     out: dict[str, Materializer] = {}
     for k in keys:
         asset = graph[k]
@@ -590,7 +597,11 @@ def execute_request(project: Project, graph: AssetGraph, req: RunRequest, *,
                     progress_factory: Callable[[int], Progress] | None = None,
                     before_write: Callable[[Asset, tuple[str, ...], int], None] | None = None,
                     adapter: Adapter | None = None) -> tuple[Plan, RunSummary | None]:
-    """Plan, print the plan, and (unless --dry-run) run it with leases, state and progress."""
+    """Plan, print the plan, and (unless --dry-run) run it with leases, state and progress.
+
+    The run's time is wall-clock from here: planning and compiling are part of what the user waited for.
+    """
+    requested_at, t_request = time.time(), time.perf_counter()
     from sqlassets.adapters.base import adapter_for
 
     if req.options.full_refresh and (req.partitions or req.partition):
@@ -637,7 +648,7 @@ def execute_request(project: Project, graph: AssetGraph, req: RunRequest, *,
             return plan, RunSummary(None, "success", backfill_id=backfill_id)
         own_adapter = adapter is None
         adapter = adapter or adapter_for(project.warehouse, wait=req.options.wait)
-        materializers = prepare_materializers(project, graph, plan, adapter, req.options.full_refresh)
+        materializers = prepare_materializers(project, graph, plan, adapter, req.options.full_refresh, echo=echo)
         if hook is None and hook_factory is not None:
             hook = hook_factory([a.key for a in plan.to_run])
         options_json = {"concurrency": req.options.concurrency, "batch_size": req.options.batch_size,
@@ -648,7 +659,8 @@ def execute_request(project: Project, graph: AssetGraph, req: RunRequest, *,
             echo(f"backfill {backfill_id}: {plan.total} partition(s); resume with `sqlassets backfill resume "
                  f"{backfill_id}`")
         kind = "backfill" if backfill_id is not None else "materialize"
-        run_id = state.start_run(kind, command=req.command, options=options_json, backfill_id=backfill_id)
+        run_id = state.start_run(kind, command=req.command, options=options_json, backfill_id=backfill_id,
+                                 started_at=requested_at)
         summary: RunSummary | None = None
         try:
             waited = state.acquire_leases([a.key for a in plan.to_run], run_id, backfill_id=backfill_id,
@@ -678,6 +690,7 @@ def execute_request(project: Project, graph: AssetGraph, req: RunRequest, *,
                 if own_adapter:
                     adapter.close()
             summary.backfill_id = backfill_id
+            summary.seconds = time.perf_counter() - t_request
             for asset, keys, error in summary.failures[:20]:
                 state.log(run_id, "error", f"{asset} [{keys}]: {error}")
             return plan, summary

@@ -236,13 +236,14 @@ class StateStore:
         return _Tx(self)
 
     # -- runs -----------------------------------------------------------------------------------------
-    def start_run(self, kind: str, *, command: str, options: dict[str, Any], backfill_id: int | None = None
-                  ) -> int:
+    def start_run(self, kind: str, *, command: str, options: dict[str, Any], backfill_id: int | None = None,
+                  started_at: float | None = None) -> int:
+        """Record a run as running. `started_at`: when the command began (planning and compiling count)."""
         with self._tx() as c:
             cur = c.execute(
                 "INSERT INTO runs (kind, backfill_id, status, started_at, command, options, pid, host) "
                 "VALUES (?, ?, 'running', ?, ?, ?, ?, ?)",
-                (kind, backfill_id, time.time(), command, _json(options), os.getpid(), self.host))
+                (kind, backfill_id, started_at or time.time(), command, _json(options), os.getpid(), self.host))
             run_id = int(cur.lastrowid)
             if backfill_id is not None:
                 c.execute("UPDATE backfills SET last_run_id=?, status='running', updated_at=? WHERE id=?",

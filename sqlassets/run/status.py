@@ -18,8 +18,7 @@ if TYPE_CHECKING:
     from sqlassets.graph import AssetGraph
     from sqlassets.run.state import StateStore
 
-BAR_CHARS = {"done": "█", "stale": "▒", "missing": "·", "failed": "x"}
-_RANK = {"done": 0, "stale": 1, "missing": 2, "failed": 3}
+STATES = ("done", "failed", "stale", "missing")
 
 
 @dataclass
@@ -42,18 +41,14 @@ class AssetStatus:
             out[s] += 1
         return out
 
-    def bar(self, width: int = 40) -> str:
-        if not self.states:
-            return ""
-        n = len(self.states)
-        if n <= width:
-            return "".join(BAR_CHARS[s] for _, s in self.states)
-        out = []
-        for i in range(width):
-            chunk = self.states[i * n // width:(i + 1) * n // width]
-            worst = max((s for _, s in chunk), key=_RANK.__getitem__, default="missing")
-            out.append(BAR_CHARS[worst])
-        return "".join(out)
+    def ranges(self, graph: AssetGraph, limit: int = 6) -> dict[str, str]:
+        """Each state's partitions as date ranges: `{"done": "2024-01-01..2024-03-31", "missing": ...}`.
+
+        A gap in what is done shows up as its own range under missing/failed/stale, so a user reads
+        first/last done and every hole at a glance instead of decoding a bar.
+        """
+        pdef = partitions_def(graph[self.key]) if self.partitioned else None
+        return {state: compress_keys(pdef, keys, limit=limit) for state in STATES if (keys := self.keys_in(state))}
 
     def to_json(self, graph: AssetGraph) -> dict[str, Any]:
         pdef = partitions_def(graph[self.key]) if self.partitioned else None
@@ -61,6 +56,7 @@ class AssetStatus:
             "asset": self.key, "partitioned": self.partitioned, "partitions": self.spec, "counts": self.counts,
             "total": len(self.states),
             "failed": self.keys_in("failed"), "stale": self.keys_in("stale"),
+            "ranges": self.ranges(graph, limit=50) if self.partitioned else {},
             "missing": compress_keys(pdef, self.keys_in("missing"), limit=50) if self.keys_in("missing") else "",
             "last_materialized": (datetime.fromtimestamp(self.last_materialized).isoformat(timespec="seconds")
                                   if self.last_materialized else None),
