@@ -40,7 +40,9 @@ class Warehouse:
     database: str | None = None
     schema: str = "main"
     path: Path | None = None  # DuckDB file
-    options: dict[str, Any] = field(default_factory=dict, compare=False)
+    # The profile output as dbt reads it: may hold secrets (password, private key, token), so it is
+    # kept out of repr and never written anywhere; adapters read it through `connect_args`.
+    options: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

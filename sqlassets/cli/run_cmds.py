@@ -27,12 +27,12 @@ def _run_options(f: Any) -> Any:
         click.option("--missing", "mode", flag_value="missing", default=True, help=_MODE_HELP),
         click.option("--stale", "mode", flag_value="stale", help="Missing, failed and stale partitions."),
         click.option("--all", "mode", flag_value="all", help="Every partition in range."),
-        click.option("--concurrency", "-j", type=click.IntRange(1, 64), default=1, show_default=True,
-                     help="Units run at once."),
+        click.option("--concurrency", "-j", type=click.IntRange(1, 64), default=None,
+                     help="Units run at once [default: 1 on DuckDB, the profile's threads on a cloud warehouse]."),
         click.option("--batch-size", type=click.IntRange(1, 100_000), default=1, show_default=True,
                      help="Contiguous partitions written by one statement where the asset allows it."),
         click.option("--full-refresh", is_flag=True, help="Drop and rebuild incremental assets."),
-        click.option("--dry-run", is_flag=True, help="Print the plan only."),
+        click.option("--dry-run", is_flag=True, help="Print the plan (on a cloud warehouse, every statement too); run nothing."),
         click.option("--wait", is_flag=True, help="Wait for other runs holding these assets instead of refusing."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar or progress lines; failures and the "
                      "summary only."),
@@ -58,7 +58,7 @@ def _hook_factory(obj: CliContext) -> Any:
 
 
 def _do_run(obj: CliContext, *, select: tuple[str, ...], exclude: tuple[str, ...], partitions: str | None,
-            partition: str | None, mode: str, concurrency: int, batch_size: int, full_refresh: bool,
+            partition: str | None, mode: str, concurrency: int | None, batch_size: int, full_refresh: bool,
             dry_run: bool, wait: bool, quiet: bool = False, backfill: bool = False, resume: int | None = None
             ) -> None:
     from sqlassets.run.executor import RunOptions, RunRequest, execute_request
@@ -67,7 +67,7 @@ def _do_run(obj: CliContext, *, select: tuple[str, ...], exclude: tuple[str, ...
     req = RunRequest(select=list(select), exclude=list(exclude), partitions=partitions, partition=partition,
                      mode=mode or "missing", dry_run=dry_run, backfill=backfill, resume=resume,
                      command=shlex.join(["sqlassets", *sys.argv[1:]]),
-                     options=RunOptions(concurrency=concurrency, batch_size=batch_size, full_refresh=full_refresh,
+                     options=RunOptions(concurrency=concurrency or 0, batch_size=batch_size, full_refresh=full_refresh,
                                         wait=wait))
     graph = obj.graph
     shown: list[Progress] = []

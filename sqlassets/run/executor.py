@@ -639,7 +639,22 @@ def execute_request(project: Project, graph: AssetGraph, req: RunRequest, *,
                           rebuild_requested=req.resume is not None)
         for line in plan.lines(graph):
             echo(line)
+        from sqlassets.adapters.base import adapter_class
+
+        adapter_cls = adapter_class(project.warehouse.type) if adapter is None else type(adapter)
+        if not req.options.concurrency:  # not given: the profile's threads on a remote warehouse
+            req.options.concurrency = adapter_cls.default_concurrency(project.warehouse)
         if req.dry_run:
+            if adapter_cls.remote and not plan.empty:  # every statement a run would send, none sent
+                from sqlassets.run.strategies import print_statements
+
+                dry = adapter or adapter_cls(project.warehouse)
+                try:
+                    print_statements(plan, prepare_materializers(project, graph, plan, dry, False), dry,
+                                     batch_size=req.options.batch_size, echo=echo)
+                finally:
+                    if adapter is None:
+                        dry.close()
             return plan, None
         if plan.empty:
             if backfill_id is not None:

@@ -4,8 +4,9 @@
   table is created from the first partition's schema (CTAS of that window). The INSERT's SELECT is
   filtered by the partition column too, so a partition can only ever hold its own rows.
 - merge on `unique_key`: MERGE INTO (or DELETE matching keys + INSERT where MERGE is missing).
-- table: build into a staging table, then drop + rename in one transaction: readers never see an empty
-  or half-built table.
+- table: build into a staging table, then swap it in (`Adapter.swap`): drop + rename in one transaction
+  where DDL is transactional, `ALTER TABLE ... SWAP WITH` where DDL commits implicitly (Snowflake):
+  readers never see an empty or half-built table.
 - view: CREATE OR REPLACE VIEW. seeds: the CSV read into a staging table, then swapped like a table.
 - ephemeral: nothing to write (inlined into dependents by `sqlassets.run.windows`).
 - append: an unpartitioned incremental model without a key (dbt's default `append`).
@@ -14,12 +15,17 @@ Schema drift (incremental strategies): new columns are added to the table; a col
 incompatibly fails the asset with a message that says to use --full-refresh.
 
 Every statement is a sqlglot expression rendered by the adapter, once per asset, into a `Template`.
+
+Round trips: a unit's statements go to `Session.run_atomic` together, so an engine that takes several
+statements in one request (a Snowflake Scripting block) writes a partition in one round trip; the
+others run BEGIN / statements / COMMIT. Each unit first tags its session with the asset and partition
+(`Session.set_query_tag`), which the engines attach to the request itself where they can.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,6 +40,7 @@ from sqlassets.run.windows import PreparedSelect, Template, partition_predicate
 if TYPE_CHECKING:
     from sqlassets.adapters.base import Adapter, ColumnInfo, Session
     from sqlassets.model import Asset
+    from sqlassets.run.planner import Plan
 
 _INT_RANK = {"TINYINT": 1, "SMALLINT": 2, "INTEGER": 3, "BIGINT": 4, "HUGEINT": 5}
 _UINT_RANK = {"UTINYINT": 1, "USMALLINT": 2, "UINTEGER": 3, "UBIGINT": 4, "UHUGEINT": 5}
@@ -105,6 +112,7 @@ class Materializer:
         self._prepared = False
         self._insert: list[Template] = []
         self._create: Template | None = None
+        self._kind: str | None = None
 
     @property
     def writes(self) -> bool:
@@ -145,6 +153,7 @@ class Materializer:
             session.execute(self.adapter.render(exp.Drop(tables=[self._table()], kind=kind.upper(), exists=True)))
             kind = None
         self.exists = kind is not None
+        self._kind = kind
         if incremental:
             source = self._source()
             self._create = self._tpl(exp.Create(this=self._table(), kind="TABLE", expression=source.copy()))
@@ -189,11 +198,13 @@ class Materializer:
             self._insert = [self._tpl(insert)]
         elif self.strategy == "merge":
             keys = unique_key_columns(self.asset)
-            lower = {c.lower() for c in columns}
-            missing = [k for k in keys if k.lower() not in lower]
+            by_lower = {c.lower(): c for c in columns}
+            missing = [k for k in keys if k.lower() not in by_lower]
             if missing:
                 raise UserError(f"asset '{self.asset.key}': unique_key column(s) {', '.join(missing)} are not in "
                                 "its SELECT")
+            # The key as the warehouse spells the column (Snowflake folds unquoted names to upper case).
+            keys = [by_lower[k.lower()] for k in keys]
             self._insert = self._merge_templates(source, columns, keys)
 
     def _merge_templates(self, source: exp.Select, columns: list[str], keys: list[str]) -> list[Template]:
@@ -234,6 +245,7 @@ class Materializer:
         """Write one partition / batch (or the whole asset); atomic: commits fully or not at all."""
         if not self.writes:
             return Outcome(None)
+        session.set_query_tag(self.adapter.query_tag(self.asset.key, keys))
         if self.strategy in ("table", "seed"):
             return self._swap(session)
         if self.strategy == "view":
@@ -241,63 +253,85 @@ class Materializer:
         if not self.exists:
             with self._lock:
                 if not self.exists:
-                    with session.transaction():
-                        assert self._create is not None
-                        rows = session.execute(self._create.render(self.pdef, keys))
-                    # Later units insert by the columns this first one created.
+                    assert self._create is not None
+                    create = self._create.render(self.pdef, keys)
+                    rows = session.run_atomic([create])
+                    # Later units insert by the columns this first one created (a dry run created
+                    # nothing: then the query's own columns, which CTAS would have given the table).
                     source = self._source()
                     cols = [c.name for c in self.adapter.columns(session, self.relation)]
+                    if not cols:
+                        cols = [c.name for c in self.adapter.query_columns(session, self._tpl(source).render(
+                            self.pdef, list(keys)))]
                     self._build_incremental(source, cols)
                     self.exists = True
                     return Outcome(rows)
         rows = None
         memo: dict[str, str] = {}
         statements = [tpl.render(self.pdef, keys, memo) for tpl in self._insert]
-        with session.transaction():
-            for sql in statements:
-                rows = session.execute(sql)
+        rows = session.run_atomic(statements)
         return Outcome(rows)
-
-    def _select_expression(self) -> exp.Expression:
-        if self.strategy == "seed":
-            csv = self.root / (self.asset.path or "")
-            if not csv.is_file():
-                raise UserError(f"seed '{self.asset.key}': CSV file {csv} not found")
-            types = {str(k): str(v) for k, v in ((self.asset.config or {}).get("column_types") or {}).items()}
-            return self.adapter.load_csv_select(csv, types)
-        assert self.select is not None
-        return self.select.expression.copy()
 
     def _swap(self, session: Session) -> Outcome:
         assert self.relation is not None
         staging = self.adapter.staging_identifier(self.relation, "new")
         staging_t = self._table(staging)
-        select = self._select_expression()
-        if self.select is not None and (self.select.uses_window or self.select.uses_key):
-            raise UserError(f"asset '{self.asset.key}' uses window placeholders but is not partitioned")
-        session.execute(self.adapter.render(exp.Drop(tables=[staging_t.copy()], kind="TABLE", exists=True)))
-        rows = session.execute(self.adapter.render(exp.Create(this=staging_t, kind="TABLE", expression=select)))
-        kind = self.adapter.relation_type(session, self.relation)
-        rename = exp.Alter(this=self._table(staging), kind="TABLE",
-                           actions=[exp.AlterRename(this=exp.to_table(self.relation.identifier, quoted=True))])
-        if self.adapter.supports_transactional_ddl:
-            with session.transaction():
-                if kind is not None:
-                    session.execute(self.adapter.render(exp.Drop(tables=[self._table()], kind=kind.upper(),
-                                                                 exists=True)))
-                session.execute(self.adapter.render(rename))
-        else:  # the shortest window without a table that engines without transactional DDL allow
-            if kind is not None:
-                session.execute(self.adapter.render(exp.Drop(tables=[self._table()], kind=kind.upper(), exists=True)))
-            session.execute(self.adapter.render(rename))
+        if self.strategy == "seed":
+            csv = self.root / (self.asset.path or "")
+            if not csv.is_file():
+                raise UserError(f"seed '{self.asset.key}': CSV file {csv} not found")
+            types = {str(k): str(v) for k, v in ((self.asset.config or {}).get("column_types") or {}).items()}
+            rows = self.adapter.load_seed(session, csv, staging_t, types)
+        else:
+            assert self.select is not None
+            if self.select.uses_window or self.select.uses_key:
+                raise UserError(f"asset '{self.asset.key}' uses window placeholders but is not partitioned")
+            rows = session.execute(self.adapter.render(exp.Create(this=staging_t, kind="TABLE", replace=True,
+                                                                  expression=self.select.expression.copy())))
+        # What is there now was read by prepare(); after a swap it is a table.
+        kind = self._kind if self._prepared else self.adapter.relation_type(session, self.relation)
+        self.adapter.swap(session, self._table(staging), self._table(), kind)
+        self._kind = "table"
         return Outcome(rows)
 
     def _view(self, session: Session) -> Outcome:
         assert self.relation is not None and self.select is not None
-        kind = self.adapter.relation_type(session, self.relation)
+        kind = self._kind if self._prepared else self.adapter.relation_type(session, self.relation)
         create = exp.Create(this=self._table(), kind="VIEW", replace=True, expression=self.select.expression.copy())
-        with session.transaction():
-            if kind == "table":
-                session.execute(self.adapter.render(exp.Drop(tables=[self._table()], kind="TABLE", exists=True)))
-            session.execute(self.adapter.render(create))
+        statements = []
+        if kind == "table":
+            statements.append(self.adapter.render(exp.Drop(tables=[self._table()], kind="TABLE", exists=True)))
+        statements.append(self.adapter.render(create))
+        session.run_atomic(statements)
+        self._kind = "view"
         return Outcome(None)
+
+
+def print_statements(plan: Plan, materializers: dict[str, Materializer], adapter: Adapter, *, batch_size: int,
+                     echo: Callable[[str], None]) -> tuple[int, int]:
+    """`--dry-run` on a remote warehouse: every statement a run would send, unit by unit, sending none.
+
+    Reads (does the table exist, its columns) go to the warehouse, so the statements are the ones a run
+    would send now; with the warehouse unreachable it assumes nothing exists yet. Returns the (requests,
+    statements) the writes would take.
+    """
+    from sqlassets.adapters.base import DryRunSession
+    from sqlassets.run.partitions import contiguous_batches
+
+    try:
+        adapter.open()
+        inner = adapter.session()
+    except UserError as exc:
+        echo(f"-- warehouse not reachable ({exc}); statements assume nothing exists yet")
+        inner = None
+    session = DryRunSession(inner, echo, multi_statement=adapter.supports_multi_statement)
+    for pa in plan.to_run:
+        mat = materializers[pa.key]
+        size = batch_size if mat.batchable else 1
+        for batch in contiguous_batches(mat.pdef, list(pa.keys), size):
+            label = "-" if batch in ((), ("",)) else (batch[0] if len(batch) == 1 else f"{batch[0]}..{batch[-1]}")
+            echo(f"-- {pa.key} [{label}]")
+            mat.prepare(session, batch)
+            mat.write(session, batch)
+    echo(f"-- {session.statements} statement(s) in {session.requests} request(s)")
+    return session.requests, session.statements

@@ -27,7 +27,7 @@ def test_capabilities_and_factory(tmp_path: Path) -> None:
     assert isinstance(a, DuckDBAdapter) and a.dialect == "duckdb"
     assert a.supports_transactions and a.supports_merge and a.supports_delete_insert
     assert not a.supports_insert_overwrite and issubclass(DuckDBAdapter, Adapter)
-    with pytest.raises(ConfigError, match="not supported yet"):
+    with pytest.raises(ConfigError, match="'oracle' is not supported"):
         adapter_for(Warehouse(type="oracle"))
 
 
