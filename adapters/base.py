@@ -41,6 +41,7 @@ from __future__ import annotations
 import importlib
 import json
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -342,14 +343,18 @@ class Adapter:
         raise NotImplementedError(f"{self.type} cannot clone a schema")
 
     def ensure_schema(self, session: Session, relation: Relation) -> None:
+        """CREATE SCHEMA IF NOT EXISTS, once per schema per run (a round trip each on a cloud warehouse)."""
         from sqlglot import exp
 
-        if relation.schema:
+        done = self.__dict__.setdefault("_schemas_ensured", set())
+        if relation.schema and (relation.database, relation.schema) not in done:
             q = self.quote_identifiers
             session.execute(self.render(exp.Create(
                 this=exp.Table(db=exp.to_identifier(relation.schema, quoted=q),
                                catalog=exp.to_identifier(relation.database, quoted=q) if relation.database else None),
                 kind="SCHEMA", exists=True)))
+            if not isinstance(session, DryRunSession):
+                done.add((relation.database, relation.schema))
 
     # -- loading and errors ---------------------------------------------------------------------------
     def load_seed(self, session: Session, path: Path, staging: exp.Table, column_types: dict[str, str]) -> int | None:
@@ -373,6 +378,9 @@ class Adapter:
 
     def normalize_type(self, type_name: str) -> str:
         return type_name.upper().strip()
+
+
+_READ_ONLY = re.compile(r"^\s*(select|with|show|describe|desc|explain)\b", re.I)
 
 
 class DryRunSession(Session):
@@ -402,6 +410,8 @@ class DryRunSession(Session):
         return None
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        if not _READ_ONLY.match(sql):  # e.g. COPY INTO returns rows but writes: print it, never send it
+            return [] if self.execute(sql) is None else []
         return self.inner.query(sql, params) if self.inner is not None else []
 
     def run_atomic(self, statements: Sequence[str]) -> int | None:
