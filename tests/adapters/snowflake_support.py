@@ -159,3 +159,19 @@ def load_events(port: int, database: str, *, start: str = "2024-01-01", days: in
         cur.execute(f"INSERT INTO {database}.raw.events VALUES " + ", ".join(values[i:i + 2000]))
     conn.close()
     return len(values) - 1
+
+
+@pytest.fixture(scope="session")
+def fakesnow_port(tmp_path_factory: pytest.TempPathFactory):
+    """One fakesnow server per test session (import this fixture into the test module)."""
+    require_fakesnow()
+    log = tmp_path_factory.mktemp("fakesnow") / "server.log"
+    proc, port = start_fakesnow(log)
+    try:
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
