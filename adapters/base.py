@@ -282,6 +282,11 @@ class Adapter:
             except Exception:  # noqa: BLE001
                 pass
 
+    def set_timezone(self, session: Session, timezone: str | None) -> None:
+        """Read naive window bounds as wall-clock time in `timezone` when they meet TIMESTAMP WITH TIME
+        ZONE values (None: the session's own default). Engines that compare such values in a session
+        time zone override this; the executor calls it before each unit."""
+
     # -- rendering ------------------------------------------------------------------------------------
     def render(self, expression: exp.Expression) -> str:
         return expression.sql(dialect=self.dialect)

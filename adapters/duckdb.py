@@ -29,6 +29,8 @@ class WarehouseBusy(UserError):
 class DuckDBSession(Session):
     def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
         self.cursor = cursor
+        self.timezone: str | None = None  # what this cursor's TimeZone is set to (None: untouched)
+        self.default_timezone: str | None = None
 
     def execute(self, sql: str) -> int | None:
         cur = self.cursor.execute(sql)
@@ -115,6 +117,21 @@ class DuckDBAdapter(Adapter):
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+    def set_timezone(self, session: Session, timezone: str | None) -> None:
+        """DuckDB casts a TIMESTAMP to TIMESTAMPTZ in the session's TimeZone (the machine's by default), so
+        a partition's wall-clock bounds become instants in its own timezone only with TimeZone set to it."""
+        assert isinstance(session, DuckDBSession)
+        if session.timezone == timezone:
+            return
+        if session.default_timezone is None:
+            session.default_timezone = str(session.query("SELECT current_setting('TimeZone')")[0][0])
+        if timezone is None and session.timezone is None:
+            return
+        from sqlassets.run.windows import literal_sql
+
+        session.cursor.execute(f"SET TimeZone = {literal_sql(timezone or session.default_timezone, 'duckdb')}")
+        session.timezone = timezone
 
     # -- catalog --------------------------------------------------------------------------------------
     def _where(self, relation: Any) -> tuple[str, list[Any]]:

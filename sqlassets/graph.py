@@ -25,6 +25,7 @@ class AssetGraph:
                     "rename one or declare '-- name:' in the SQL header"
                 )
             self._assets[asset.key] = asset
+        check_relations(self._assets.values())
         self._children: dict[str, list[str]] = {k: [] for k in self._assets}
         for asset in self._assets.values():
             for dep in asset.deps:
@@ -156,6 +157,51 @@ class AssetGraph:
         cycle = path[index[node]:]
         cycle.reverse()  # deps point upstream; print upstream -> downstream
         return [*cycle, cycle[0]]
+
+
+# Warehouses whose identifiers are case-sensitive per part (database, schema, identifier); every other
+# dialect folds case (DuckDB even when quoted; Snowflake/Redshift/Postgres for the unquoted identifiers
+# dbt and sqlassets write by default). Unknown dialects fold too: a false clash is an error to read,
+# a missed one is a table overwritten.
+_CASE_SENSITIVE_PARTS: dict[str, tuple[bool, bool, bool]] = {"bigquery": (False, True, True)}
+
+
+def relation_identity(asset: Asset) -> tuple[str | None, str | None, str] | None:
+    """How the warehouse names `asset`'s table: parts case-folded as the warehouse compares them.
+
+    None for assets that own no table (ephemeral models)."""
+    rel = asset.relation
+    if rel is None or asset.materialization == "ephemeral":
+        return None
+    sensitive = _CASE_SENSITIVE_PARTS.get(asset.dialect, (False, False, False))
+    quoting = (asset.config or {}).get("quoting") if asset.kind == "source" else None
+    if isinstance(quoting, dict) and asset.dialect == "snowflake":
+        # A quoted Snowflake name keeps its case; unquoted ones fold (to upper).
+        sensitive = tuple(bool(quoting.get(p)) for p in ("database", "schema", "identifier"))  # type: ignore[assignment]
+    parts = (rel.database, rel.schema, rel.identifier)
+    db, sch, ident = (p if p is None or s else p.lower() for p, s in zip(parts, sensitive, strict=True))
+    return db, sch, ident or ""
+
+
+def check_relations(assets: Iterable[Asset]) -> None:
+    """Two assets naming one table means one overwrites the other (or a source): a load error.
+
+    A missing database on one side (raw SQL on the default catalog) matches any database.
+    """
+    by_name: dict[tuple[str | None, str], list[tuple[str | None, Asset]]] = {}
+    for asset in assets:
+        ident = relation_identity(asset)
+        if ident is None:
+            continue
+        db, sch, name = ident
+        for other_db, other in by_name.get((sch, name), ()):
+            if db is None or other_db is None or db == other_db:
+                first, second = sorted((other, asset), key=lambda a: (a.is_external, a.key))
+                raise GraphError(
+                    f"assets '{first.key}' ({first.path or first.kind}) and '{second.key}' "
+                    f"({second.path or second.kind}) are the same warehouse relation {second.relation}; "
+                    "writing one would overwrite the other: rename one (or set its schema/alias)")
+        by_name.setdefault((sch, name), []).append((db, asset))
 
 
 def relation_index(pairs: Iterable[tuple[Relation | None, str]]) -> dict[str, str]:

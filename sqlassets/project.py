@@ -87,6 +87,46 @@ def _as_paths(root: Path, value: Any, key: str, settings_path: Path) -> tuple[Pa
     return tuple((root / v).resolve() for v in value)
 
 
+# Every key sqlassets.yml may hold. An unknown key is an error, never ignored: a typo such as
+# `check_paths:` would otherwise silently turn a feature off. Add new settings here.
+SETTINGS_KEYS = frozenset({"sql_paths", "state_dir", "checks_paths", "warehouse", "checks"})
+CHECKS_KEYS = frozenset({"default_severity", "dbt_tests", "suites"})
+# `warehouse:` keys per type: the dbt profile keys of that adapter (the block overrides the profile).
+_COMMON_WAREHOUSE_KEYS = frozenset({"type", "database", "schema", "threads"})
+WAREHOUSE_KEYS: dict[str, frozenset[str]] = {
+    "duckdb": _COMMON_WAREHOUSE_KEYS | {
+        "path", "extensions", "settings", "attach", "filesystems", "external_root", "plugins", "module_paths",
+        "secrets", "disable_transactions", "keep_open", "config_options", "retries", "use_credential_provider"},
+    "snowflake": _COMMON_WAREHOUSE_KEYS | {
+        "account", "user", "password", "role", "warehouse", "authenticator", "private_key", "private_key_path",
+        "private_key_passphrase", "token", "oauth_client_id", "oauth_client_secret", "client_session_keep_alive",
+        "query_tag", "connect_retries", "connect_timeout", "retry_on_database_errors", "retry_all",
+        "reuse_connections", "insecure_mode", "host", "port", "protocol"},
+    "bigquery": _COMMON_WAREHOUSE_KEYS | {
+        "method", "project", "dataset", "keyfile", "keyfile_json", "location", "priority", "timeout_seconds",
+        "job_execution_timeout_seconds", "job_creation_timeout_seconds", "job_retries",
+        "job_retry_deadline_seconds", "maximum_bytes_billed", "impersonate_service_account", "execution_project",
+        "token", "refresh_token", "client_id", "client_secret", "token_uri", "scopes", "api_endpoint"},
+}
+
+
+def _reject_unknown(raw: dict[str, Any], known: frozenset[str], what: str, path: Path) -> None:
+    unknown = sorted(str(k) for k in set(raw) - known)
+    if unknown:
+        raise ConfigError(f"unknown {what} {', '.join(unknown)}; known: {', '.join(sorted(known))}",
+                          path=str(path))
+
+
+def _check_warehouse_block(block: Any, path: Path) -> None:
+    if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+        raise ConfigError("'warehouse' must be a mapping with a 'type'", path=str(path))
+    known = WAREHOUSE_KEYS.get(block["type"])
+    if known is None:
+        raise ConfigError(f"unknown warehouse type '{block['type']}'; known: {', '.join(sorted(WAREHOUSE_KEYS))}",
+                          path=str(path))
+    _reject_unknown(block, known, f"key(s) under 'warehouse' ({block['type']}):", path)
+
+
 def _load_settings(root: Path) -> Settings:
     path = root / SETTINGS_FILE
     raw: dict[str, Any] = {}
@@ -97,11 +137,11 @@ def _load_settings(root: Path) -> Settings:
         if not isinstance(loaded, dict):
             raise ConfigError("expected a mapping of settings at the top level", path=str(path))
         raw = loaded
-    known = {"sql_paths", "state_dir", "checks_paths", "warehouse", "checks", "partitions", "vars"}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}",
-                          path=str(path))
+    _reject_unknown(raw, SETTINGS_KEYS, "setting(s)", path)
+    if isinstance(raw.get("checks"), dict):
+        _reject_unknown(raw["checks"], CHECKS_KEYS, "key(s) under 'checks':", path)
+    if raw.get("warehouse") is not None:
+        _check_warehouse_block(raw["warehouse"], path)
     sql_paths = _as_paths(root, raw.get("sql_paths"), "sql_paths", path)
     if "sql_paths" not in raw and (root / "sql").is_dir():
         sql_paths = ((root / "sql").resolve(),)
@@ -111,10 +151,18 @@ def _load_settings(root: Path) -> Settings:
     checks_paths = _as_paths(root, raw.get("checks_paths"), "checks_paths", path)
     if "checks_paths" not in raw and (root / "checks").is_dir():
         checks_paths = ((root / "checks").resolve(),)
+    for p in checks_paths if "checks_paths" in raw else ():
+        # A typo here would silently turn every check off: as strict as sql_paths.
+        if not p.is_dir():
+            raise ConfigError(f"checks_paths folder {p} does not exist; create it or fix checks_paths",
+                              path=str(path))
     state = raw.get("state_dir", ".sqlassets")
     if not isinstance(state, str):
         raise ConfigError("'state_dir' must be a folder path", path=str(path))
     state_dir = Path(state) if os.path.isabs(state) else (root / state)
+    if state_dir.exists() and not state_dir.is_dir():
+        raise ConfigError(f"state_dir {state_dir} is a file, not a folder; point state_dir at a folder",
+                          path=str(path))
     return Settings(sql_paths=sql_paths, state_dir=state_dir.resolve(), checks_paths=checks_paths, raw=raw)
 
 

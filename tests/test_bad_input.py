@@ -147,7 +147,62 @@ def cycle_between_sql_assets(tmp: Path, shop: Path) -> Case:
     return Case(root, ["graph"], ("cycle", "loop_a", "loop_b", "loop_c"))
 
 
+def sql_asset_on_a_source_table(tmp: Path, shop: Path) -> Case:
+    """A raw SQL file writing the table of the dbt source raw.orders would overwrite the source."""
+    root = _shop(tmp, shop)
+    (root / "sql" / "orders.sql").write_text("-- name: orders\n-- schema: raw\nselect 1 as order_id\n")
+    return Case(root, ["materialize", "-s", "orders"], ("sql/orders.sql", "models/_sources.yml", "raw.orders"))
+
+
+def names_differing_only_in_case(tmp: Path, shop: Path) -> Case:
+    """DuckDB compares identifiers case-insensitively: Daily and daily are one table."""
+    root = _sql_only(tmp)
+    (root / "sql" / "Daily.sql").write_text("select 1 as x\n")
+    (root / "sql" / "daily.sql").write_text("select 2 as x\n")
+    return Case(root, ["materialize", "-s", "daily"], ("sql/Daily.sql", "sql/daily.sql"))
+
+
+def sql_nested_3000_deep(tmp: Path, shop: Path) -> Case:
+    c = _sql(tmp, "deep.sql", "select " + "(" * 3000 + "1" + ")" * 3000 + " as x\n")
+    c.mentions += ("nested too deeply",)
+    return c
+
+
 # -- settings and project files -------------------------------------------------------------------------
+
+
+def checks_paths_missing(tmp: Path, shop: Path) -> Case:
+    """A typo in checks_paths would silently turn every check off."""
+    root = _sql_only(tmp)
+    (root / "sqlassets.yml").write_text("sql_paths: [sql]\nchecks_paths: [nope]\n")
+    return Case(root, ["check"], ("sqlassets.yml", "checks_paths", "nope"))
+
+
+def unknown_warehouse_key(tmp: Path, shop: Path) -> Case:
+    root = _sql_only(tmp)
+    (root / "sqlassets.yml").write_text("sql_paths: [sql]\nwarehouse: {type: duckdb, pth: w.duckdb}\n")
+    return Case(root, ["list"], ("sqlassets.yml", "warehouse", "pth"))
+
+
+def unknown_warehouse_type(tmp: Path, shop: Path) -> Case:
+    root = _sql_only(tmp)
+    (root / "sqlassets.yml").write_text("sql_paths: [sql]\nwarehouse: {type: duckbd}\n")
+    return Case(root, ["list"], ("sqlassets.yml", "duckbd"))
+
+
+def unknown_checks_key(tmp: Path, shop: Path) -> Case:
+    root = _sql_only(tmp)
+    (root / "sqlassets.yml").write_text("sql_paths: [sql]\nchecks: {default_severty: warning}\n")
+    return Case(root, ["materialize"], ("sqlassets.yml", "default_severty"))
+
+
+def state_dir_is_a_file(tmp: Path, shop: Path) -> Case:
+    root = _sql_only(tmp)
+    (root / "sqlassets.yml").write_text("sql_paths: [sql]\nstate_dir: state\n")
+    (root / "state").write_text("not a folder\n")
+    return Case(root, ["materialize"], ("sqlassets.yml", "state_dir", "state"))
+
+
 
 
 def malformed_sqlassets_yml(tmp: Path, shop: Path) -> Case:
@@ -268,6 +323,30 @@ def manifest_without_schema_version(tmp: Path, shop: Path) -> Case:
     return _manifest_case(tmp, shop, mutate)
 
 
+def manifest_depends_on_string(tmp: Path, shop: Path) -> Case:
+    def mutate(raw: bytes) -> bytes:
+        data = orjson.loads(raw)
+        node = next(n for n in data["nodes"].values() if n.get("resource_type") == "model")
+        node["depends_on"] = "model.shop.stg_orders"
+        return orjson.dumps(data)
+
+    c = _manifest_case(tmp, shop, mutate)
+    c.mentions += ("depends_on",)
+    return c
+
+
+def manifest_depends_on_nodes_string(tmp: Path, shop: Path) -> Case:
+    def mutate(raw: bytes) -> bytes:
+        data = orjson.loads(raw)
+        node = next(n for n in data["nodes"].values() if n.get("resource_type") == "model")
+        node["depends_on"] = {"nodes": "model.shop.stg_orders"}
+        return orjson.dumps(data)
+
+    c = _manifest_case(tmp, shop, mutate)
+    c.mentions += ("depends_on",)
+    return c
+
+
 # -- dbt parse failures ------------------------------------------------------------------------------------
 
 
@@ -346,6 +425,23 @@ def unknown_command(tmp: Path, shop: Path) -> Case:
     return _cli_case(tmp, shop, ["grpah"], "grpah")
 
 
+def bad_partition_key(tmp: Path, shop: Path) -> Case:
+    """Refused before anything is written: not even a state database."""
+    root = _sql_only(tmp)
+    return Case(root, ["materialize", "--partitions", "2024-13-01"], ("2024-13-01",))
+
+
+def resume_unknown_backfill(tmp: Path, shop: Path) -> Case:
+    root = _sql_only(tmp)
+    return Case(root, ["backfill", "resume", "7"], ("backfill 7",))
+
+
+def full_refresh_with_a_range(tmp: Path, shop: Path) -> Case:
+    root = _sql_only(tmp)
+    return Case(root, ["materialize", "--full-refresh", "--partitions", "2024-01-01..2024-01-02"],
+                ("--full-refresh",))
+
+
 CASES: list[Builder] = [
     bad_materialized, unknown_header_key, header_name_not_identifier, header_key_twice, bad_partitioned_value,
     unknown_dialect, unparseable_sql, unparseable_sql_later_line, two_statements, not_a_select, empty_sql_file,
@@ -354,9 +450,13 @@ CASES: list[Builder] = [
     dbt_project_without_name, malformed_profiles_yml, unknown_target, profile_env_var_missing,
     nonexistent_project_dir, dir_without_any_project,
     manifest_v9, manifest_v13, manifest_truncated, manifest_not_a_manifest, manifest_without_schema_version,
+    manifest_depends_on_string, manifest_depends_on_nodes_string,
+    sql_asset_on_a_source_table, names_differing_only_in_case, sql_nested_3000_deep,
+    checks_paths_missing, unknown_warehouse_key, unknown_warehouse_type, unknown_checks_key, state_dir_is_a_file,
     missing_ref, jinja_syntax_error, malformed_schema_yml, first_parse_fails, duplicate_key_sql_vs_dbt,
     unknown_selector_method, selector_digits_plus_only, selector_double_plus, selector_unknown_name,
     exclude_unknown_kind, show_unknown_asset, bad_format_value, bad_output_value, unknown_command,
+    bad_partition_key, resume_unknown_backfill, full_refresh_with_a_range,
 ]
 
 

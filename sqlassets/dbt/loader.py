@@ -194,6 +194,10 @@ def _owner(node: dict[str, Any], groups: dict[str, Any]) -> str | None:
     return None
 
 
+class ManifestShapeError(ValueError):
+    """A manifest field has the wrong type (turned into a ConfigError naming the manifest)."""
+
+
 def assets_from_manifest(manifest: dict[str, Any], root: Path) -> list[Asset]:
     """Turn a manifest into assets (pure: no dbt import, no I/O except seed CSV headers)."""
     nodes: dict[str, dict[str, Any]] = manifest["nodes"]
@@ -228,7 +232,12 @@ def assets_from_manifest(manifest: dict[str, Any], root: Path) -> list[Asset]:
         if uid in resolved:
             return resolved[uid]
         out: list[str] = []
-        for dep in (nodes.get(uid) or {}).get("depends_on", {}).get("nodes", []):
+        depends_on = (nodes.get(uid) or {}).get("depends_on") or {}
+        parents = depends_on.get("nodes", []) if isinstance(depends_on, dict) else None
+        if not isinstance(parents, list) or not all(isinstance(d, str) for d in parents):
+            # A string would be read one character at a time: every dependency silently lost.
+            raise ManifestShapeError(f"node {uid}: depends_on.nodes must be a list of unique ids")
+        for dep in parents:
             if dep in ephemeral:
                 if dep in stack:
                     continue  # a cycle through ephemerals; dbt itself rejects these
@@ -314,7 +323,14 @@ def load_dbt_assets(project: Project) -> list[Asset]:
     gc_enabled = gc.isenabled()
     gc.disable()
     try:
-        return assets_from_manifest(load_manifest(project), project.root)
+        manifest = load_manifest(project)
+        try:
+            return assets_from_manifest(manifest, project.root)
+        except (ManifestShapeError, AttributeError, TypeError, KeyError) as exc:
+            # A hand-edited or foreign manifest: one line naming it, not a traceback from deep inside.
+            what = str(exc) if isinstance(exc, ManifestShapeError) else f"unexpected shape ({type(exc).__name__}: {exc})"
+            raise ConfigError(f"manifest is malformed: {what}; re-run `dbt parse`",
+                              path=str(manifest_path(project))) from None
     finally:
         if gc_enabled:
             gc.freeze()

@@ -31,6 +31,7 @@ def load_assets(project: Project) -> list[Asset]:
             default_dialect=dialect,
             database=database,
             schema=project.warehouse.schema,
+            exclude=(project.state_dir,),
         )
     return assets
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlassets.errors import ConfigError
-from sqlassets.graph import lookup_relation, relation_index
+from sqlassets.graph import check_relations, lookup_relation, relation_index
 from sqlassets.model import Asset, Relation
 
 MATERIALIZATIONS = ("view", "table", "incremental", "ephemeral")
@@ -104,7 +104,8 @@ def parse_sql_file(path: Path, root: Path, default_dialect: str) -> SqlFile:
     except ValueError:
         rel = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: editors on Windows save a BOM, which would otherwise hide the header's first line.
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read SQL file: {exc}", path=rel) from None
     header = parse_header(text, rel)
@@ -117,6 +118,8 @@ def parse_sql_file(path: Path, root: Path, default_dialect: str) -> SqlFile:
         raise ConfigError(f"SQL does not parse ({dialect}): {desc}", path=rel, line=err.get("line")) from None
     except TokenError as exc:
         raise ConfigError(f"SQL does not tokenize ({dialect}): {exc}", path=rel) from None
+    except RecursionError:
+        raise ConfigError("SQL is nested too deeply to parse; flatten it (e.g. into CTEs)", path=rel) from None
     if not statements:
         raise ConfigError("file has no SQL statement; an asset file holds one SELECT query", path=rel)
     if len(statements) > 1:
@@ -136,10 +139,13 @@ def parse_sql_file(path: Path, root: Path, default_dialect: str) -> SqlFile:
     return SqlFile(path=path, rel_path=rel, header=header, sql=text, tables=tuple(tables))
 
 
-def discover(sql_paths: tuple[Path, ...]) -> list[Path]:
+def discover(sql_paths: tuple[Path, ...], exclude: tuple[Path, ...] = ()) -> list[Path]:
+    """Every .sql file under `sql_paths`, except under `exclude` (the state dir: its compile cache holds
+    .sql files that are products of a run, not assets)."""
     files: list[Path] = []
     for folder in sql_paths:
-        files.extend(sorted(p for p in folder.rglob("*.sql") if p.is_file()))
+        files.extend(sorted(p for p in folder.rglob("*.sql") if p.is_file()
+                            and not any(p.is_relative_to(x) for x in exclude)))
     return files
 
 
@@ -151,9 +157,10 @@ def load_sql_assets(
     default_dialect: str = "duckdb",
     database: str | None = None,
     schema: str = "main",
+    exclude: tuple[Path, ...] = (),
 ) -> list[Asset]:
     """SQL assets plus the external assets they read; `known` are the dbt assets to match against."""
-    parsed = [parse_sql_file(p, root, default_dialect) for p in discover(sql_paths)]
+    parsed = [parse_sql_file(p, root, default_dialect) for p in discover(sql_paths, exclude)]
     if not parsed:
         return []
     sql_assets: list[tuple[SqlFile, str, Relation]] = []
@@ -163,6 +170,10 @@ def load_sql_assets(
             raise ConfigError(f"file name '{f.path.stem}' is not a SQL identifier; add '-- name: <identifier>'",
                               path=f.rel_path)
         sql_assets.append((f, key, Relation(database, f.header.get("schema") or schema, key)))
+    # Before references are resolved: a SQL file naming a source's table would make that name ambiguous.
+    check_relations([*known, *(Asset(key=k, kind="sql", relation=r, materialization=f.header.get(
+        "materialized", "table"), path=f.rel_path, dialect=f.header.get("dialect") or default_dialect)
+        for f, k, r in sql_assets)])
     index = relation_index([*((a.relation, a.key) for a in known), *((r, k) for _, k, r in sql_assets)])
 
     externals: dict[str, Asset] = {}

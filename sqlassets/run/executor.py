@@ -33,7 +33,7 @@ from sqlassets.run.partitions import (
     map_partitions,
 )
 from sqlassets.run.planner import Plan, build_plan, identity
-from sqlassets.run.state import StateStore, UnitRecord
+from sqlassets.run.state import LeaseConflict, StateStore, UnitRecord
 from sqlassets.selection import select_keys
 
 if TYPE_CHECKING:
@@ -217,6 +217,8 @@ class Executor:
                 if self.stop.is_set():
                     raise Cancelled()
                 session = self.adapter.session()
+                self.adapter.set_timezone(session, mat.pdef.timezone if isinstance(mat.pdef, TimePartitionsDef)
+                                          else None)
                 self._prepare(unit.asset, mat, session, unit.keys)
                 if self.before_write is not None:
                     self.before_write(asset, unit.keys, attempts)
@@ -561,6 +563,15 @@ class RunRequest:
     options: RunOptions = field(default_factory=RunOptions)
 
 
+def _refuse_if_running(state: StateStore, backfill_id: int) -> None:
+    """`backfill resume N` while N still runs elsewhere: refuse before recording anything."""
+    bf = state.backfill(backfill_id)
+    run = state.run(bf["last_run_id"]) if bf and bf.get("last_run_id") else None
+    if run and run["status"] == "running":  # (runs whose process died were just reaped as crashed)
+        raise LeaseConflict(f"backfill {backfill_id} is still running (run {run['id']}, pid {run['pid']} on "
+                            f"{run['host']}); wait for it to finish, or stop it, then resume")
+
+
 def prepare_materializers(project: Project, graph: AssetGraph, plan: Plan, adapter: Adapter,
                           full_refresh: bool, echo: Callable[[str], None] | None = None
                           ) -> dict[str, Materializer]:
@@ -580,6 +591,9 @@ def prepare_materializers(project: Project, graph: AssetGraph, plan: Plan, adapt
     out: dict[str, Materializer] = {}
     for k in keys:
         asset = graph[k]
+        if asset.is_external:
+            # Sources and external tables belong to someone else: never written, whatever the selection.
+            raise UserError(f"asset '{k}' is a {asset.kind} (observed, never written); it cannot be materialized")
         pdef = partitions_def(asset)
         prepared = None
         if k in need_sql:
@@ -610,11 +624,11 @@ def execute_request(project: Project, graph: AssetGraph, req: RunRequest, *,
         raise UserError("--full-refresh drops and rebuilds whole tables, so it cannot take --partitions/"
                         "--partition (partitions outside the range would be lost); drop the range, or use "
                         "--all with the range to rebuild those partitions in place")
-    # --dry-run writes nothing: not even a new state database or a crashed-run cleanup.
-    state = StateStore(project.state_dir, readonly=req.dry_run)
+    # Planning only reads: a refusal (bad partition key, unknown backfill, nothing selected) or a
+    # --dry-run writes nothing, not even a new state database or a crashed-run cleanup. The store is
+    # reopened for writing once the plan stands.
+    state = StateStore(project.state_dir, readonly=True)
     try:
-        if not req.dry_run:
-            state.reap_crashed()
         backfill_id = req.resume
         requested = None
         if req.resume is not None:
@@ -656,6 +670,11 @@ def execute_request(project: Project, graph: AssetGraph, req: RunRequest, *,
                     if adapter is None:
                         dry.close()
             return plan, None
+        state.close()
+        state = StateStore(project.state_dir)
+        state.reap_crashed()
+        if req.resume is not None:
+            _refuse_if_running(state, req.resume)
         if plan.empty:
             if backfill_id is not None:
                 bf_run = state.start_run("backfill", command=req.command, options={}, backfill_id=backfill_id)
@@ -674,12 +693,21 @@ def execute_request(project: Project, graph: AssetGraph, req: RunRequest, *,
             echo(f"backfill {backfill_id}: {plan.total} partition(s); resume with `sqlassets backfill resume "
                  f"{backfill_id}`")
         kind = "backfill" if backfill_id is not None else "materialize"
+        before = state.backfill(backfill_id) if req.resume is not None else None
         run_id = state.start_run(kind, command=req.command, options=options_json, backfill_id=backfill_id,
                                  started_at=requested_at)
         summary: RunSummary | None = None
         try:
-            waited = state.acquire_leases([a.key for a in plan.to_run], run_id, backfill_id=backfill_id,
-                                          wait=req.options.wait, on_wait=echo)
+            try:
+                waited = state.acquire_leases([a.key for a in plan.to_run], run_id, backfill_id=backfill_id,
+                                              wait=req.options.wait, on_wait=echo)
+            except LeaseConflict:
+                # Refused: this run never happened. Forget it (and the backfill it just created, or put
+                # back the resumed backfill as it was) instead of recording a failure it never had.
+                state.discard_run(run_id, backfill_id=backfill_id, created_backfill=req.resume is None,
+                                  backfill_before=before)
+                run_id = -1
+                raise
             if waited:
                 # The run we waited for may have written what we planned: plan again, keep only that.
                 if req.resume is not None:
@@ -710,6 +738,8 @@ def execute_request(project: Project, graph: AssetGraph, req: RunRequest, *,
                 state.log(run_id, "error", f"{asset} [{keys}]: {error}")
             return plan, summary
         except BaseException as exc:
+            if run_id == -1:
+                raise
             if summary is None:
                 status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
                 state.log(run_id, "error", one_line(exc))
@@ -719,7 +749,7 @@ def execute_request(project: Project, graph: AssetGraph, req: RunRequest, *,
             if summary is not None:
                 state.finish_run(run_id, summary.status, planned=summary.planned, done=summary.done,
                                  failed=summary.failed, skipped=summary.skipped)
-            else:
+            elif run_id != -1:
                 state.release_leases(run_id)
     finally:
         state.close()

@@ -143,6 +143,20 @@ def identity(down: PartitionsDef | None, up: PartitionsDef | None) -> bool:
             and down.timezone == up.timezone) or (down is None and up is None)
 
 
+def _is_time_spec(spec: str) -> bool:
+    """Does a --partitions/--partition value name time (2024-01-05, 2024-01..2024-03, 2024-01-05..)?"""
+    from sqlassets.run.partitions import parse_bound
+
+    lo, sep, hi = spec.strip().partition("..")
+    try:
+        for part in (lo, hi) if sep else (lo,):
+            if part.strip():
+                parse_bound(part.strip())
+    except PartitionError:
+        return False
+    return bool(lo.strip() or hi.strip())
+
+
 def build_plan(graph: AssetGraph, selected: Sequence[str], state: StateStore, *, mode: str = "missing",
                partitions: str | None = None, partition: str | None = None, full_refresh: bool = False,
                requested: Mapping[str, Sequence[str]] | None = None, now: datetime | None = None,
@@ -163,6 +177,7 @@ def build_plan(graph: AssetGraph, selected: Sequence[str], state: StateStore, *,
     planned: dict[str, set[str]] = {}
     out: list[PlannedAsset] = []
     any_partitioned = False
+    mismatch: PartitionError | None = None
     for key in order:
         asset = graph[key]
         if asset.is_external:
@@ -181,11 +196,18 @@ def build_plan(graph: AssetGraph, selected: Sequence[str], state: StateStore, *,
                 continue
             candidates = list(requested[key])
         elif pdef is not None:
-            any_partitioned = True
             try:
                 candidates = select_keys(pdef, spec, single=partition is not None, now=now)
             except PartitionError as exc:
+                if spec is not None and _is_time_spec(spec) != isinstance(pdef, TimePartitionsDef):
+                    # A date range says nothing about region partitions (and a region name nothing about
+                    # days): that asset sits this run out instead of failing the whole selection.
+                    mismatch = mismatch or PartitionError(f"asset '{key}': {exc}")
+                    out.append(PlannedAsset(key, strategy, True, (), skipped=f"{pdef.describe()}; "
+                                            f"{spec!r} does not name its partitions"))
+                    continue
                 raise PartitionError(f"asset '{key}': {exc}") from None
+            any_partitioned = True
         else:
             candidates = [UNPARTITIONED]
         mats = mats_all.get(key, {})
@@ -236,5 +258,7 @@ def build_plan(graph: AssetGraph, selected: Sequence[str], state: StateStore, *,
         out.append(PlannedAsset(key, strategy, pdef is not None, tuple(chosen),
                                 tuple(sorted(reasons.items(), key=lambda r: -r[1]))))
     if spec is not None and requested is None and not any_partitioned:
+        if mismatch is not None:
+            raise mismatch
         raise PartitionError("no selected asset is partitioned; drop --partitions/--partition or select one")
     return Plan(effective_mode if not full_refresh else "all", tuple(out), full_refresh, spec)

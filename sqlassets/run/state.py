@@ -344,6 +344,20 @@ class StateStore:
                 c.execute("ROLLBACK")
                 raise
 
+    def discard_run(self, run_id: int, *, backfill_id: int | None, created_backfill: bool,
+                    backfill_before: dict[str, Any] | None) -> None:
+        """Undo `start_run` (and `create_backfill`) for a run that was refused before it did anything."""
+        with self._tx() as c:
+            c.execute("DELETE FROM leases WHERE run_id=?", (run_id,))
+            c.execute("DELETE FROM logs WHERE run_id=?", (run_id,))
+            c.execute("DELETE FROM runs WHERE id=?", (run_id,))
+            if backfill_id is not None and created_backfill:
+                c.execute("DELETE FROM backfills WHERE id=?", (backfill_id,))
+            elif backfill_id is not None and backfill_before is not None:
+                c.execute("UPDATE backfills SET status=?, last_run_id=?, updated_at=? WHERE id=?",
+                          (backfill_before["status"], backfill_before.get("last_run_id"),
+                           backfill_before.get("updated_at"), backfill_id))
+
     def release_leases(self, run_id: int) -> None:
         with self._tx() as c:
             c.execute("DELETE FROM leases WHERE run_id=?", (run_id,))

@@ -160,6 +160,10 @@ class Materializer:
             if self.exists:
                 columns = self._reconcile(session, source, first_keys)
                 self._build_incremental(source, columns)
+            elif self.strategy == "merge":
+                # Before the first CREATE: a unique_key the SELECT lacks must not leave a table behind.
+                probe = self._tpl(source).render(self.pdef, list(first_keys) or [""])
+                self._check_unique_key([c.name for c in self.adapter.query_columns(session, probe)])
         self._prepared = True
 
     def _reconcile(self, session: Session, source: exp.Select, first_keys: Sequence[str]) -> list[str]:
@@ -197,15 +201,18 @@ class Materializer:
                                     exp.Subquery(this=source, alias=exp.TableAlias(this=exp.to_identifier("_s")))))
             self._insert = [self._tpl(insert)]
         elif self.strategy == "merge":
-            keys = unique_key_columns(self.asset)
-            by_lower = {c.lower(): c for c in columns}
-            missing = [k for k in keys if k.lower() not in by_lower]
-            if missing:
-                raise UserError(f"asset '{self.asset.key}': unique_key column(s) {', '.join(missing)} are not in "
-                                "its SELECT")
-            # The key as the warehouse spells the column (Snowflake folds unquoted names to upper case).
-            keys = [by_lower[k.lower()] for k in keys]
+            keys = self._check_unique_key(columns)
             self._insert = self._merge_templates(source, columns, keys)
+
+    def _check_unique_key(self, columns: list[str]) -> list[str]:
+        keys = unique_key_columns(self.asset)
+        by_lower = {c.lower(): c for c in columns}
+        missing = [k for k in keys if k.lower() not in by_lower]
+        if missing:
+            raise UserError(f"asset '{self.asset.key}': unique_key column(s) {', '.join(missing)} are not in "
+                            f"its SELECT (columns: {', '.join(columns)}); fix unique_key or the SELECT")
+        # The key as the warehouse spells the column (Snowflake folds unquoted names to upper case).
+        return [by_lower[k.lower()] for k in keys]
 
     def _merge_templates(self, source: exp.Select, columns: list[str], keys: list[str]) -> list[Template]:
         target = self._table()

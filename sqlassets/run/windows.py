@@ -91,6 +91,9 @@ def prepare_select(asset: Asset, sql: str, graph: AssetGraph | None = None, *,
     except sqlglot.errors.SqlglotError as exc:
         first = str(exc).splitlines()[0] if str(exc) else "syntax error"
         raise UserError(f"{where}: cannot parse SQL of '{asset.key}': {first}") from None
+    except RecursionError:
+        raise UserError(f"{where}: SQL of '{asset.key}' is nested too deeply to parse; flatten it (e.g. into "
+                        "CTEs)") from None
     if len(statements) != 1 or not isinstance(statements[0], exp.Query):
         raise UserError(f"{where}: '{asset.key}' must be exactly one SELECT query (found "
                         f"{len(statements)} statement(s)); sqlassets writes the table itself")
@@ -185,12 +188,38 @@ def _fmt(t: Any) -> str:
 class Template:
     """A statement rendered once with sentinel tokens; `render` swaps in one partition's literals."""
 
-    __slots__ = ("sql", "dialect", "_tokens")
+    __slots__ = ("sql", "dialect", "_tokens", "_segments")
 
     def __init__(self, sql: str, dialect: str) -> None:
         self.sql = sql
         self.dialect = dialect
         self._tokens = {name: literal_sql(name, dialect) for name in SENTINELS if literal_sql(name, dialect) in sql}
+        # Where the sentinels are, as whole string tokens: a user literal that merely *contains* a
+        # sentinel's quoted text (say the SQL string 'it''s __sqlassets_window_start__''') stays as written.
+        self._segments: list[str | tuple[str]] | None = self._split() if self._tokens else None
+
+    def _split(self) -> list[str | tuple[str]] | None:
+        from sqlglot.tokens import TokenType
+
+        try:
+            tokens = _dialect(self.dialect).tokenize(self.sql)
+        except Exception:  # noqa: BLE001 - fall back to plain replacement
+            return None
+        segments: list[str | tuple[str]] = []
+        pos = 0
+        for tok in tokens:
+            if tok.token_type == TokenType.STRING and tok.text in self._tokens:
+                token = self._tokens[tok.text]
+                start = self.sql.rfind(token, pos, tok.end + 2)
+                if start < 0:
+                    return None
+                segments.append(self.sql[pos:start])
+                segments.append((tok.text,))
+                pos = start + len(token)
+        segments.append(self.sql[pos:])
+        found = {s[0] for s in segments if isinstance(s, tuple)}
+        self._tokens = {k: v for k, v in self._tokens.items() if k in found}
+        return segments
 
     @property
     def has_params(self) -> bool:
@@ -205,12 +234,14 @@ class Template:
         # Only the literals this statement uses: a batch of N keys would otherwise render N key
         # literals for every statement, even ones that only bound the window.
         values = memo if memo is not None else {}
+        for name in self._tokens:
+            if values.get(name) is None:
+                values[name] = self._literal(name, pdef, keys, values)
+        if self._segments is not None:
+            return "".join(seg if isinstance(seg, str) else values[seg[0]] for seg in self._segments)
         sql = self.sql
         for name, token in self._tokens.items():
-            value = values.get(name)
-            if value is None:
-                value = values[name] = self._literal(name, pdef, keys, values)
-            sql = sql.replace(token, value)
+            sql = sql.replace(token, values[name])
         return sql
 
     def _literal(self, name: str, pdef: PartitionsDef | None, keys: Sequence[str], values: dict[str, str]) -> str:
