@@ -100,7 +100,7 @@ WAREHOUSE_KEYS: dict[str, frozenset[str]] = {
     "snowflake": _COMMON_WAREHOUSE_KEYS | {
         "account", "user", "password", "role", "warehouse", "authenticator", "private_key", "private_key_path",
         "private_key_passphrase", "token", "oauth_client_id", "oauth_client_secret", "client_session_keep_alive",
-        "query_tag", "connect_retries", "connect_timeout", "retry_on_database_errors", "retry_all",
+        "passcode", "query_tag", "connect_retries", "connect_timeout", "retry_on_database_errors", "retry_all",
         "reuse_connections", "insecure_mode", "host", "port", "protocol"},
     "bigquery": _COMMON_WAREHOUSE_KEYS | {
         "method", "project", "dataset", "keyfile", "keyfile_json", "location", "priority", "timeout_seconds",
