@@ -349,17 +349,21 @@ class Adapter:
 
     def ensure_schema(self, session: Session, relation: Relation) -> None:
         """CREATE SCHEMA IF NOT EXISTS, once per schema per run (a round trip each on a cloud warehouse)."""
-        from sqlglot import exp
-
         done = self.__dict__.setdefault("_schemas_ensured", set())
         if relation.schema and (relation.database, relation.schema) not in done:
-            q = self.quote_identifiers
-            session.execute(self.render(exp.Create(
-                this=exp.Table(db=exp.to_identifier(relation.schema, quoted=q),
-                               catalog=exp.to_identifier(relation.database, quoted=q) if relation.database else None),
-                kind="SCHEMA", exists=True)))
+            session.execute(self.schema_ddl(relation))
             if not isinstance(session, DryRunSession):
                 done.add((relation.database, relation.schema))
+
+    def schema_ddl(self, relation: Relation) -> str:
+        """The `CREATE SCHEMA IF NOT EXISTS` for a relation's schema, rendered in this dialect."""
+        from sqlglot import exp
+
+        q = self.quote_identifiers
+        return self.render(exp.Create(
+            this=exp.Table(db=exp.to_identifier(relation.schema, quoted=q),
+                           catalog=exp.to_identifier(relation.database, quoted=q) if relation.database else None),
+            kind="SCHEMA", exists=True))
 
     # -- loading and errors ---------------------------------------------------------------------------
     def load_seed(self, session: Session, path: Path, staging: exp.Table, column_types: dict[str, str]) -> int | None:

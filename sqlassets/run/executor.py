@@ -34,6 +34,7 @@ from sqlassets.run.partitions import (
 )
 from sqlassets.run.planner import Plan, build_plan, identity
 from sqlassets.run.state import LeaseConflict, StateStore, UnitRecord
+from sqlassets.run.statement_cache import INCREMENTAL, CachedMaterializer, StatementCache, remember
 from sqlassets.selection import select_keys
 
 if TYPE_CHECKING:
@@ -573,13 +574,24 @@ def _refuse_if_running(state: StateStore, backfill_id: int) -> None:
 
 
 def prepare_materializers(project: Project, graph: AssetGraph, plan: Plan, adapter: Adapter,
-                          full_refresh: bool, echo: Callable[[str], None] | None = None
-                          ) -> dict[str, Materializer]:
-    """Compile (cached) and parse every planned asset's SQL up front: bad SQL fails before any write."""
+                          full_refresh: bool, echo: Callable[[str], None] | None = None,
+                          statements: StatementCache | None = None) -> dict[str, Materializer]:
+    """Compile (cached) and parse every planned asset's SQL up front: bad SQL fails before any write.
+
+    With `statements`, an incremental asset whose templates were saved by an earlier run with the same
+    inputs is replayed without parsing (`CachedMaterializer`: no sqlglot on a warm run); the keys of
+    the others are noted in `statements.pending` so `remember` can save them after the run.
+    """
     from sqlassets.dbt.compile import compiled_sql
     from sqlassets.run.partitions import partitions_def
-    from sqlassets.run.strategies import Materializer
-    from sqlassets.run.windows import prepare_select
+    from sqlassets.run.planner import strategy_name
+
+    def build(asset: Asset, pdef: Any, sql: str | None) -> Materializer:
+        from sqlassets.run.strategies import Materializer
+        from sqlassets.run.windows import prepare_select
+
+        prepared = prepare_select(asset, sql, graph, pdef=pdef) if sql is not None else None
+        return Materializer(asset, pdef, adapter, prepared, full_refresh=full_refresh, root=project.root)
 
     keys = [a.key for a in plan.to_run]
     need_sql = [k for k in keys if graph[k].kind != "seed" and graph[k].materialization != "seed"]
@@ -595,13 +607,28 @@ def prepare_materializers(project: Project, graph: AssetGraph, plan: Plan, adapt
             # Sources and external tables belong to someone else: never written, whatever the selection.
             raise UserError(f"asset '{k}' is a {asset.kind} (observed, never written); it cannot be materialized")
         pdef = partitions_def(asset)
-        prepared = None
-        if k in need_sql:
-            if k not in sql:
-                raise UserError(f"asset '{k}' has no SQL to run")
-            prepared = prepare_select(asset, sql[k], graph, pdef=pdef)
-        out[k] = Materializer(asset, pdef, adapter, prepared, full_refresh=full_refresh, root=project.root)
+        if k in need_sql and k not in sql:
+            raise UserError(f"asset '{k}' has no SQL to run")
+        strategy = strategy_name(asset, pdef)
+        if statements is not None and not full_refresh and k in need_sql and strategy in INCREMENTAL:
+            digest = statements.pending[k] = statements.key(asset, sql[k], graph, pdef, strategy)
+            entry = statements.load(digest)
+            if entry is not None:
+                out[k] = CachedMaterializer(asset, pdef, adapter, entry,
+                                            fallback=lambda a=asset, p=pdef, q=sql[k]: build(a, p, q))
+                continue
+        out[k] = build(asset, pdef, sql.get(k) if k in need_sql else None)
     return out
+
+
+def _remember_statements(statements: StatementCache, materializers: dict[str, Any], plan: Plan,
+                         adapter: Adapter, state: StateStore, run_id: int) -> None:
+    """Save the templates built this run for the next one; a failure here never fails the run."""
+    try:
+        session = adapter.session()
+        remember(statements, statements.pending, materializers, plan, session)
+    except Exception as exc:  # noqa: BLE001 - an optimisation for the next run, not part of this one
+        state.log(run_id, "debug", f"statement cache not saved: {one_line(exc)}")
 
 
 def execute_request(project: Project, graph: AssetGraph, req: RunRequest, *,
@@ -682,7 +709,9 @@ def execute_request(project: Project, graph: AssetGraph, req: RunRequest, *,
             return plan, RunSummary(None, "success", backfill_id=backfill_id)
         own_adapter = adapter is None
         adapter = adapter or adapter_for(project.warehouse, wait=req.options.wait)
-        materializers = prepare_materializers(project, graph, plan, adapter, req.options.full_refresh, echo=echo)
+        statements = StatementCache(project.state_dir, adapter)
+        materializers = prepare_materializers(project, graph, plan, adapter, req.options.full_refresh, echo=echo,
+                                              statements=statements)
         if hook is None and hook_factory is not None:
             hook = hook_factory([a.key for a in plan.to_run])
         options_json = {"concurrency": req.options.concurrency, "batch_size": req.options.batch_size,
@@ -727,6 +756,8 @@ def execute_request(project: Project, graph: AssetGraph, req: RunRequest, *,
                 ex = Executor(plan, graph, adapter, state, run_id, materializers, options=req.options, hook=hook,
                               progress=progress, before_write=before_write)
                 summary = ex.run()
+                if statements.pending:
+                    _remember_statements(statements, materializers, plan, adapter, state, run_id)
             finally:
                 if progress is not None:
                     progress.close()

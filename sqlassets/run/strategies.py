@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,6 +34,7 @@ from sqlglot import exp
 from sqlassets.errors import UserError
 from sqlassets.run.partitions import PartitionsDef
 from sqlassets.run.planner import strategy_name as _strategy_name
+from sqlassets.run.statement_cache import Outcome
 from sqlassets.run.windows import PreparedSelect, Template, partition_predicate
 
 if TYPE_CHECKING:
@@ -71,11 +71,6 @@ def type_compatible(old: str, new: str) -> bool:
     if old == "TIMESTAMP" and new == "DATE":
         return True
     return False
-
-
-@dataclass(frozen=True)
-class Outcome:
-    rows: int | None
 
 
 def unique_key_columns(asset: Asset) -> list[str]:

@@ -20,13 +20,12 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
-import sqlglot
-from sqlglot import exp
-
 from sqlassets.errors import UserError
 from sqlassets.run.partitions import PartitionsDef, TimePartitionsDef, Window
 
 if TYPE_CHECKING:
+    from sqlglot import exp
+
     from sqlassets.graph import AssetGraph
     from sqlassets.model import Asset
 
@@ -39,13 +38,13 @@ PLACEHOLDERS = {"window_start": SENTINEL_START, "window_end": SENTINEL_END, "par
 # What dbt models receive at compile time: `{{ var('window_start') }}` etc. compile to the sentinels.
 DBT_VARS = {"window_start": SENTINEL_START, "window_end": SENTINEL_END, "partition_key": SENTINEL_KEY}
 
-TIMESTAMP = exp.DataType.build("TIMESTAMP")
-
 
 def sentinel(name: str) -> exp.Expression:
     """The typed sentinel a placeholder becomes: CAST('<sentinel>' AS TIMESTAMP) for window bounds."""
+    from sqlglot import exp
+
     if name in (SENTINEL_START, SENTINEL_END):
-        return exp.Cast(this=exp.Literal.string(name), to=TIMESTAMP.copy())
+        return exp.Cast(this=exp.Literal.string(name), to=exp.DataType.build("TIMESTAMP"))
     return exp.Literal.string(name)
 
 
@@ -65,6 +64,8 @@ def _table_name(table: exp.Table) -> str:
 
 def window_predicate(column: str, *, quoted: bool = True) -> exp.Expression:
     """`column >= CAST(<start> AS TIMESTAMP) AND column < CAST(<end> AS TIMESTAMP)` with sentinels."""
+    from sqlglot import exp
+
     col = exp.column(column, quoted=quoted)
     return exp.and_(exp.GTE(this=col, expression=sentinel(SENTINEL_START)),
                     exp.LT(this=col.copy(), expression=sentinel(SENTINEL_END)))
@@ -72,6 +73,8 @@ def window_predicate(column: str, *, quoted: bool = True) -> exp.Expression:
 
 def keys_predicate(column: str, *, quoted: bool = True) -> exp.Expression:
     """`column IN ('<keys sentinel>')`; the sentinel expands to the batch's key literals."""
+    from sqlglot import exp
+
     return exp.In(this=exp.column(column, quoted=quoted), expressions=[exp.Literal.string(SENTINEL_KEYS)])
 
 
@@ -85,6 +88,9 @@ def partition_predicate(pdef: PartitionsDef, *, quoted: bool = True) -> exp.Expr
 def prepare_select(asset: Asset, sql: str, graph: AssetGraph | None = None, *,
                    pdef: PartitionsDef | None = None, _stack: tuple[str, ...] = ()) -> PreparedSelect:
     """Parse an asset's SQL and put sentinels where its window goes; errors name the asset."""
+    import sqlglot
+    from sqlglot import exp
+
     where = asset.path or asset.key
     try:
         statements = [s for s in sqlglot.parse(sql, read=asset.dialect or None) if s is not None]
@@ -172,12 +178,27 @@ def _dialect(name: str) -> Any:
     return Dialect.get_or_raise(name or None)
 
 
+# How the dialects we ship quote a string literal, exactly as sqlglot renders it (a test holds this table
+# to sqlglot): doubling the quote, or backslash escapes. Knowing it lets a warm run render partition
+# literals without importing sqlglot (see `sqlassets.run.statement_cache`); other dialects ask sqlglot.
+QUOTE_STYLE = {"duckdb": "double", "postgres": "double", "trino": "double",
+               "snowflake": "backslash", "bigquery": "backslash", "databricks": "backslash", "spark": "backslash",
+               "redshift": "backslash"}
+
+
 @lru_cache(maxsize=1024)
 def literal_sql(value: str, dialect: str) -> str:
-    """One string literal rendered by sqlglot (quotes escaped the dialect's way).
+    """One string literal, quotes escaped the dialect's way (as sqlglot renders it).
 
     Memoised: a window's end is the next window's start, and the sentinels are looked up per template.
     """
+    style = QUOTE_STYLE.get(dialect)
+    if style == "double":
+        return "'" + value.replace("'", "''") + "'"
+    if style == "backslash":
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    from sqlglot import exp
+
     return _dialect(dialect).generate(exp.Literal.string(value))
 
 
@@ -220,6 +241,20 @@ class Template:
         found = {s[0] for s in segments if isinstance(s, tuple)}
         self._tokens = {k: v for k, v in self._tokens.items() if k in found}
         return segments
+
+    def state(self) -> dict[str, Any]:
+        """What `restore` needs to rebuild this template without sqlglot (for the statement cache)."""
+        return {"sql": self.sql, "dialect": self.dialect, "tokens": self._tokens,
+                "segments": None if self._segments is None
+                else [s if isinstance(s, str) else [s[0]] for s in self._segments]}
+
+    @classmethod
+    def restore(cls, state: dict[str, Any]) -> Template:
+        tpl = cls.__new__(cls)
+        tpl.sql, tpl.dialect, tpl._tokens = state["sql"], state["dialect"], dict(state["tokens"])
+        segments = state["segments"]
+        tpl._segments = None if segments is None else [s if isinstance(s, str) else (s[0],) for s in segments]
+        return tpl
 
     @property
     def has_params(self) -> bool:
