@@ -14,7 +14,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[checks,dev]'
+	$(BIN)/python -m pip install -q -e '.[checks,dev,openlineage,dagster]'
 	@touch $(STAMP)
 
 install: $(STAMP)

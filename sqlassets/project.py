@@ -89,7 +89,8 @@ def _as_paths(root: Path, value: Any, key: str, settings_path: Path) -> tuple[Pa
 
 # Every key sqlassets.yml may hold. An unknown key is an error, never ignored: a typo such as
 # `check_paths:` would otherwise silently turn a feature off. Add new settings here.
-SETTINGS_KEYS = frozenset({"sql_paths", "state_dir", "checks_paths", "warehouse", "checks"})
+SETTINGS_KEYS = frozenset({"sql_paths", "state_dir", "checks_paths", "warehouse", "checks",
+                           "openlineage", "schedules", "sensors", "freshness"})  # the last four: integrations
 CHECKS_KEYS = frozenset({"default_severity", "dbt_tests", "suites"})
 # `warehouse:` keys per type: the dbt profile keys of that adapter (the block overrides the profile).
 _COMMON_WAREHOUSE_KEYS = frozenset({"type", "database", "schema", "threads"})

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from sqlassets.graph import AssetGraph
     from sqlassets.model import Asset
     from sqlassets.project import Project
+    from sqlassets.run.events import EventBus, RunListener
     from sqlassets.run.progress import Progress
     from sqlassets.run.strategies import Materializer
 
@@ -140,7 +141,8 @@ class Executor:
     def __init__(self, plan: Plan, graph: AssetGraph, adapter: Adapter, state: StateStore, run_id: int,
                  materializers: dict[str, Materializer], *, options: RunOptions,
                  hook: PostMaterializeHook | None = None, progress: Progress | None = None,
-                 before_write: Callable[[Asset, tuple[str, ...], int], None] | None = None) -> None:
+                 before_write: Callable[[Asset, tuple[str, ...], int], None] | None = None,
+                 events: EventBus | None = None) -> None:
         self.plan = plan
         self.graph = graph
         self.adapter = adapter
@@ -151,6 +153,7 @@ class Executor:
         self.hook = hook
         self.progress = progress
         self.before_write = before_write
+        self.events = events or None  # an empty bus costs nothing per unit
         self.stop = threading.Event()
         self.units: list[Unit] = []
         self._prepare_lock: dict[str, threading.Lock] = {k: threading.Lock() for k in materializers}
@@ -212,6 +215,8 @@ class Executor:
         mat = self.materializers[unit.asset]
         attempts = 0
         session = None
+        if self.events is not None and not self.stop.is_set():
+            self.events.unit("unit_started", self.run_id, asset, unit.keys, at=started)
         while True:
             attempts += 1
             try:
@@ -483,6 +488,9 @@ class Executor:
         self._pending.extend(records)
         if result.checks:
             self._pending_checks.extend(result.checks)
+        if self.events is not None and result.status in ("done", "failed", "cancelled"):
+            self.events.unit("unit_finished", self.run_id, asset, unit.keys, status=result.status,
+                             rows=result.rows, error=result.error, checks=result.checks, at=result.finished_at)
         if result.status == "done":
             summary.done += len(unit.keys)
             mats = self._mats.setdefault(unit.asset, {})
@@ -637,10 +645,12 @@ def execute_request(project: Project, graph: AssetGraph, req: RunRequest, *,
                     echo: Callable[[str], None] = print,
                     progress_factory: Callable[[int], Progress] | None = None,
                     before_write: Callable[[Asset, tuple[str, ...], int], None] | None = None,
-                    adapter: Adapter | None = None) -> tuple[Plan, RunSummary | None]:
+                    adapter: Adapter | None = None,
+                    listeners: Sequence[RunListener] = ()) -> tuple[Plan, RunSummary | None]:
     """Plan, print the plan, and (unless --dry-run) run it with leases, state and progress.
 
     The run's time is wall-clock from here: planning and compiling are part of what the user waited for.
+    `listeners` get the run's events (see `sqlassets.run.events`), after those sqlassets.yml configures.
     """
     requested_at, t_request = time.time(), time.perf_counter()
     from sqlassets.adapters.base import adapter_for
@@ -723,6 +733,9 @@ def execute_request(project: Project, graph: AssetGraph, req: RunRequest, *,
                  f"{backfill_id}`")
         kind = "backfill" if backfill_id is not None else "materialize"
         before = state.backfill(backfill_id) if req.resume is not None else None
+        from sqlassets.run.events import EventBus, configured_listeners
+
+        events = EventBus([*configured_listeners(project, graph), *listeners], warn=echo)
         run_id = state.start_run(kind, command=req.command, options=options_json, backfill_id=backfill_id,
                                  started_at=requested_at)
         summary: RunSummary | None = None
@@ -737,6 +750,8 @@ def execute_request(project: Project, graph: AssetGraph, req: RunRequest, *,
                                   backfill_before=before)
                 run_id = -1
                 raise
+            if events:
+                events.run_started(run_id, req.command)
             if waited:
                 # The run we waited for may have written what we planned: plan again, keep only that.
                 if req.resume is not None:
@@ -754,7 +769,7 @@ def execute_request(project: Project, graph: AssetGraph, req: RunRequest, *,
             try:
                 adapter.open()
                 ex = Executor(plan, graph, adapter, state, run_id, materializers, options=req.options, hook=hook,
-                              progress=progress, before_write=before_write)
+                              progress=progress, before_write=before_write, events=events)
                 summary = ex.run()
                 if statements.pending:
                     _remember_statements(statements, materializers, plan, adapter, state, run_id)
@@ -782,5 +797,12 @@ def execute_request(project: Project, graph: AssetGraph, req: RunRequest, *,
                                  failed=summary.failed, skipped=summary.skipped)
             elif run_id != -1:
                 state.release_leases(run_id)
+            if events and run_id != -1:
+                s = summary
+                events.run_finished(run_id, s.status if s is not None else "failed",
+                                    {"planned": s.planned if s else plan.total, "done": s.done if s else 0,
+                                     "failed": s.failed if s else 0, "skipped": s.skipped if s else 0},
+                                    req.command)
+                events.close()
     finally:
         state.close()
