@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("sqlassets.cli.check_cmds:check", "Run asset checks (Great Expectations, dbt tests)."),
     "ci": ("sqlassets.cli.check_cmds:ci", "CI gate: build what changed against production, run checks."),
     "ui": ("sqlassets.cli.ui_cmds:ui", "Local web UI: asset graph, partitions, runs, checks, lineage."),
+    "schedule": ("sqlassets.cli.schedule_cmds:schedule", "Run declared schedules and sensors in the foreground."),
 }
 
 

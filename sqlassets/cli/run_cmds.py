@@ -183,6 +183,21 @@ def backfill_list(obj: CliContext, output: str) -> None:
                    f"{r['failed']:>6}  {r['selection']}")
 
 
+def freshness_for(project: Any, graph: Any, keys: list[str], state: Any) -> dict[str, Any]:
+    """Freshness of the selected assets that declare limits (sqlassets.yml `freshness:`, dbt meta/source)."""
+    raw = project.settings.raw
+    if not raw.get("freshness") and not any(
+            (a.meta or {}).get("sqlassets", {}).get("freshness") if isinstance((a.meta or {}).get("sqlassets"), dict)
+            else False for a in graph) and not any((a.config or {}).get("freshness") for a in graph
+                                                   if a.kind == "source"):
+        return {}
+    from sqlassets.integrations.automation import freshness_of, load_automation
+
+    auto = load_automation(project, graph)
+    wanted = set(keys)
+    return {k: freshness_of(project, graph, f, state) for k, f in auto.freshness.items() if k in wanted}
+
+
 @click.command()
 @click.option("--select", "-s", "select", multiple=True, help="dbt-style selector(s) (default: everything).")
 @click.option("--exclude", "exclude", multiple=True, help="Selector(s) to leave out.")
@@ -202,10 +217,17 @@ def status(obj: CliContext, select: tuple[str, ...], exclude: tuple[str, ...], o
     st = StateStore(obj.project.state_dir, readonly=True)
     try:
         statuses = compute_status(graph, keys, st)
+        fresh = freshness_for(obj.project, graph, keys, st)
     finally:
         st.close()
     if output == "json":
-        click.echo(json.dumps([s.to_json(graph) for s in statuses], indent=2))
+        rows = [s.to_json(graph) for s in statuses]
+        for r in rows:
+            if r["asset"] in fresh:
+                r["freshness"] = fresh[r["asset"]].to_json()
+        rows += [{"asset": k, "source": True, "freshness": f.to_json()} for k, f in fresh.items()
+                 if graph[k].is_external]
+        click.echo(json.dumps(rows, indent=2))
         return
     if not statuses:
         click.echo("no buildable assets selected")
@@ -221,11 +243,15 @@ def status(obj: CliContext, select: tuple[str, ...], exclude: tuple[str, ...], o
         if s.checks:
             checks = "  checks: " + ", ".join(f"{n} {k}" for k, n in sorted(s.checks.items()))
         total = str(len(s.states)) if s.partitioned else "-"
+        freshness = f"  freshness: {fresh[s.key].label()}" if s.key in fresh else ""
         click.echo(f"{s.key:<{width}}  {state:<9} {total:>6}  {c['done']:>4}  {c['failed']:>4}  {c['missing']:>4}  "
-                   f"{c['stale']:>5}  {_ts(s.last_materialized)}{checks}")
+                   f"{c['stale']:>5}  {_ts(s.last_materialized)}{checks}{freshness}")
         if s.partitioned:
             for name, text in s.ranges(graph).items():
                 click.echo(f"{'':<{width}}    {name:<8} {text}")
+    for k, f in fresh.items():
+        if graph[k].is_external:
+            click.echo(f"source {k}: freshness {f.label()}")
 
 
 @click.command()

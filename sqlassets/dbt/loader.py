@@ -305,7 +305,8 @@ def assets_from_manifest(manifest: dict[str, Any], root: Path) -> list[Asset]:
                 unique_id=uid,
                 package=s.get("package_name"),
                 meta=meta,
-                config={**config, "source_name": s["source_name"], "loaded_at_field": s.get("loaded_at_field")},
+                config={**config, "source_name": s["source_name"], "loaded_at_field": s.get("loaded_at_field"),
+                        "freshness": s.get("freshness") or config.get("freshness")},
             )
         )
     return assets

@@ -570,6 +570,8 @@ class RunRequest:
     resume: int | None = None
     command: str = ""
     options: RunOptions = field(default_factory=RunOptions)
+    keys: Sequence[str] | None = None  # exact asset keys instead of a selection (orchestrators, schedules)
+    requested: dict[str, list[str]] | None = None  # exact partitions per asset key ("" = unpartitioned)
 
 
 def _refuse_if_running(state: StateStore, backfill_id: int) -> None:
@@ -681,6 +683,15 @@ def execute_request(project: Project, graph: AssetGraph, req: RunRequest, *,
             opts = bf["options"]
             req.options.concurrency = req.options.concurrency or opts.get("concurrency", 1)
             selected = list(requested)
+        elif req.requested is not None:
+            requested = {graph[k].key: list(v) for k, v in req.requested.items()}
+            selected = list(requested)
+            if not selected:
+                raise UserError("no asset partitions to run")
+        elif req.keys is not None:
+            selected = graph.sort(graph[k].key for k in req.keys)
+            if not selected:
+                raise UserError("no asset keys to run")
         else:
             selected = select_keys(graph, req.select or None, req.exclude or None)
             if not selected:

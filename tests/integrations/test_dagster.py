@@ -1,0 +1,180 @@
+"""The Dagster plugin on the sample project: real dbt parse, real DuckDB, real GX, real Dagster runs.
+
+One Definitions object is built per module (importing Dagster and building costs seconds); the tests
+that write run in order on one copy of the sample project with a month of generated events.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from conftest import _RUN_ARTIFACTS, SAMPLE_PROJECT, invoke
+
+dg = pytest.importorskip("dagster", reason="pip install 'sqlassets[dagster]'")
+
+from sqlassets.integrations.dagster import asset_key  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample project with January 2024 of events and one critical expectation that always fails."""
+    root = tmp_path_factory.mktemp("dagster") / "sample_project"
+    shutil.copytree(SAMPLE_PROJECT, root, ignore=shutil.ignore_patterns(*_RUN_ARTIFACTS, "data"))
+    subprocess.run([sys.executable, str(root / "generate_data.py"), "--path", str(root / "data" / "warehouse.duckdb"),
+                    "--end", "2024-01-31", "--rows-per-day", "200"], check=True, capture_output=True)
+    suite = root / "checks" / "customer_lifetime_value.json"
+    data = json.loads(suite.read_text())
+    data["expectations"].append({"type": "expect_table_row_count_to_be_between",
+                                 "kwargs": {"min_value": 0, "max_value": 1},
+                                 "meta": {"severity": "critical", "name": "at_most_one_customer"}})
+    suite.write_text(json.dumps(data))
+    return root
+
+
+@pytest.fixture(scope="module")
+def defs(sample: Path):
+    from sqlassets.dagster import definitions
+
+    return definitions(sample)
+
+
+@pytest.fixture(scope="module")
+def repo(defs):
+    return defs.get_repository_def()
+
+
+@pytest.fixture(scope="module")
+def instance():
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+def _assets(defs) -> list:
+    return list(defs.assets)
+
+
+def test_every_asset_with_deps_metadata_and_partitions(sample: Path, repo) -> None:
+    from sqlassets.loaders import load_graph
+    from sqlassets.project import load_project
+    from sqlassets.run.partitions import partitions_def
+
+    graph = load_graph(load_project(sample))
+    ag = repo.asset_graph
+    assert {k.to_user_string() for k in ag.get_all_asset_keys()} == {k.replace(".", "/") for k in graph.keys}
+    for a in graph:
+        node = ag.get(asset_key(a.key))
+        assert {d.to_user_string() for d in node.parent_keys} == {d.replace(".", "/") for d in a.deps}
+        pdef = partitions_def(a)
+        if pdef is None or a.is_external:
+            continue
+        # same keys at any moment: start, end, timezone and format all match
+        for now in (datetime(2024, 3, 5, 13, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)):
+            assert node.partitions_def.get_partition_keys(current_time=now) == pdef.keys(now), a.key
+    fct = ag.get(asset_key("fct_daily_customer_events"))
+    assert isinstance(fct.partitions_def, dg.DailyPartitionsDefinition)
+    assert fct.partitions_def.start.isoformat().startswith("2024-01-01T00:00:00")
+    assert fct.partitions_def.end.isoformat().startswith("2025-01-01T00:00:00")
+    assert fct.partitions_def.timezone == "UTC"
+    assert fct.backfill_policy == dg.BackfillPolicy.single_run()
+    fa = graph["fct_daily_customer_events"]
+    assert fct.code_version == fa.code_version and fct.group_name == "commerce"
+    assert fct.owners == ["revenue-analytics@shop.example"]
+    assert {"daily", "finance"} <= set(fct.tags)
+    assert fct.description.startswith("One row per customer per day")
+    schema = fct.metadata["dagster/column_schema"]
+    assert [c.name for c in schema.columns][:3] == ["event_date", "customer_id", "events_count"]
+    assert schema.columns[0].type == "date"
+    lineage = fct.metadata["dagster/column_lineage"]
+    assert dg.TableColumnDep(asset_key=asset_key("stg_events"), column_name="amount") in \
+        lineage.deps_by_column["gross_revenue"]
+    src = ag.get(asset_key("raw.events"))
+    assert not src.is_materializable and src.is_observable  # dbt loaded_at_field -> observable
+
+
+def test_check_specs_are_blocking_where_critical(defs) -> None:
+    specs = {(s.asset_key.to_user_string(), s.name): s for a in _assets(defs) if hasattr(a, "check_specs")
+             for s in a.check_specs}
+    specs.update({(s.asset_key.to_user_string(), s.name): s for c in (defs.asset_checks or [])
+                  for s in c.check_specs})
+    null_date = specs[("fct_daily_customer_events", "column_values_to_not_be_null_event_date")]
+    assert null_date.blocking
+    warn = specs[("fct_daily_customer_events", "column_values_to_be_between_net_revenue")]
+    assert not warn.blocking
+    assert ("fct_daily_customer_events", "assert_fct_one_row_per_customer_day") in specs  # a dbt singular test
+    assert ("raw/events", "source_not_null_raw_events_event_ts") in specs  # a dbt test on a source
+
+
+def _upstream_of_fct() -> list:
+    return [asset_key(k) for k in ("channels", "customers", "products", "country_codes", "stg_events",
+                                    "stg_customers", "stg_products")]
+
+
+def test_materialize_a_partition_range_is_done_for_the_cli(sample: Path, defs, instance) -> None:
+    assets = _assets(defs)
+    res = dg.materialize(assets, selection=dg.AssetSelection.assets(*_upstream_of_fct()), instance=instance)
+    assert res.success
+    res = dg.materialize(assets, selection=dg.AssetSelection.assets(asset_key("fct_daily_customer_events")),
+                         instance=instance, tags={"dagster/asset_partition_range_start": "2024-01-02",
+                                                  "dagster/asset_partition_range_end": "2024-01-04"})
+    assert res.success
+    mats = res.asset_materializations_for_node("sqlassets__fct_daily_customer_events")
+    assert sorted(m.partition for m in mats) == ["2024-01-02", "2024-01-03", "2024-01-04"]
+    assert mats[0].metadata["dagster/row_count"].value > 0
+    checks = res.get_asset_check_evaluations()
+    assert checks and all(c.passed for c in checks if c.severity == dg.AssetCheckSeverity.ERROR)
+    # the CLI sees those three partitions done: nothing to plan for them
+    out = invoke(["--project", str(sample), "materialize", "-s", "fct_daily_customer_events",
+                  "--partitions", "2024-01-01..2024-01-05", "--dry-run"])
+    assert out.exit_code == 0, out.stderr
+    assert "2 missing" in out.stdout and "2024-01-01" in out.stdout
+    status = invoke(["--project", str(sample), "status", "-s", "fct_daily_customer_events", "-o", "json"])
+    got = json.loads(status.stdout)[0]
+    assert got["counts"]["done"] == 3
+
+
+def test_partitions_done_by_the_cli_reach_dagster_through_the_sync_sensor(sample: Path, defs, repo,
+                                                                          instance) -> None:
+    out = invoke(["--project", str(sample), "materialize", "-s", "fct_daily_customer_events",
+                  "--partition", "2024-01-05"])
+    assert out.exit_code == 0, out.stdout + out.stderr
+    sensor = repo.get_sensor_def("sqlassets_state_sync")
+    result = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, repository_def=repo))
+    fct = [e for e in result.asset_events if e.asset_key == asset_key("fct_daily_customer_events")]
+    # only the partition the CLI wrote; the three Dagster wrote are already in Dagster's event log
+    assert [e.partition for e in fct] == ["2024-01-05"]
+    again = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, repository_def=repo,
+                                                         cursor=result.cursor))
+    assert not again.asset_events
+    # and a Dagster run asking for mode=missing over 01-02..01-05 has nothing left to do
+    res = dg.materialize(_assets(defs), selection=dg.AssetSelection.assets(asset_key("fct_daily_customer_events")),
+                         instance=instance, run_config={"ops": {"sqlassets__fct_daily_customer_events": {
+                             "config": {"mode": "missing"}}}},
+                         tags={"dagster/asset_partition_range_start": "2024-01-02",
+                               "dagster/asset_partition_range_end": "2024-01-05"})
+    assert res.success
+    mat = res.asset_materializations_for_node("sqlassets__fct_daily_customer_events")[0]
+    assert "already done" in mat.metadata["note"].value
+
+
+def test_a_failing_blocking_check_fails_the_run_and_blocks_downstream(sample: Path, defs, instance) -> None:
+    assets = _assets(defs)
+    sel = dg.AssetSelection.assets(asset_key("customer_lifetime_value"), asset_key("vip_customers"))
+    res = dg.materialize(assets, selection=sel, instance=instance, raise_on_error=False)
+    assert not res.success
+    evals = {e.check_name: e for e in res.get_asset_check_evaluations()}
+    bad = evals["at_most_one_customer"]
+    assert not bad.passed and bad.severity == dg.AssetCheckSeverity.ERROR
+    assert "observed" in bad.metadata
+    assert evals["column_values_to_be_unique_customer_id"].passed
+    assert not res.asset_materializations_for_node("sqlassets__vip_customers")  # downstream never ran
+    status = invoke(["--project", str(sample), "status", "-s", "customer_lifetime_value vip_customers",
+                     "-o", "json"])
+    by_asset = {s["asset"]: s["counts"] for s in json.loads(status.stdout)}
+    assert by_asset["customer_lifetime_value"]["failed"] == 1  # not recorded done for the CLI either
+    assert by_asset["vip_customers"]["done"] == 0
