@@ -550,6 +550,8 @@ class Scheduler:
             return TickOutcome(name, tick, targets, "nothing")
         self.echo(f"  {name}: run {summary.run_id} {summary.status}: {summary.done} done, {summary.failed} failed, "
                   f"{summary.skipped} skipped")
+        if summary.status == "interrupted":  # Ctrl-C during a run stops the scheduler too
+            raise KeyboardInterrupt
         return TickOutcome(name, tick, targets, summary.status, summary.run_id)
 
 
