@@ -196,12 +196,12 @@ def _first_line(exc: BaseException) -> str:
     return text[:300] or type(exc).__name__
 
 
-def _error_results(suite: Suite, exps: Sequence[Expectation], message: str, partition: str | None
-                   ) -> list[CheckResult]:
+def _error_results(suite: Suite, exps: Sequence[Expectation], message: str, partition: str | None, *,
+                   engine: str = "gx") -> list[CheckResult]:
     return [
         CheckResult(asset=suite.asset, check=e.name, status="error", severity=e.severity, partition=partition,
                     column=e.column, expected=expected_text(e), message=message, source=f"gx:{suite.path}",
-                    details={"expectation_type": e.type, "suite": suite.name})
+                    details={"expectation_type": e.type, "suite": suite.name, "engine": engine})
         for e in exps
     ]
 
@@ -217,14 +217,27 @@ def _to_result(suite: Suite, exp: Expectation, r: Any, partition: str | None) ->
         for v in info.values():
             if isinstance(v, dict) and (v.get("raised_exception") or v.get("exception_message")):
                 messages.append(str(v.get("exception_message") or "metric raised an exception"))
-    result = _jsonable(dict(r.result or {}))
     details: dict[str, Any] = {"expectation_type": exp.type, "suite": suite.name}
+    if messages:
+        msg = "; ".join(dict.fromkeys(" ".join(m.split())[:200] for m in messages))[:300]
+        return CheckResult(asset=suite.asset, check=exp.name, severity=exp.severity, partition=partition,
+                           column=exp.column, expected=expected_text(exp), source=f"gx:{suite.path}",
+                           status="error", message=f"expectation errored: {msg}",
+                           details={**details, "engine": "gx"})
+    return result_from_fields(suite, exp, bool(r.success), dict(r.result or {}), partition, engine="gx")
+
+
+def result_from_fields(suite: Suite, exp: Expectation, success: bool, fields: dict[str, Any],
+                       partition: str | None, *, engine: str) -> CheckResult:
+    """A CheckResult from GX's result fields (observed value, counts, partial list), whichever engine ran it.
+
+    Both engines go through here, so a check reads the same whether GX or the SQL evaluator judged it.
+    """
+    result = _jsonable(fields)
+    details: dict[str, Any] = {"expectation_type": exp.type, "suite": suite.name, "engine": engine}
     expected = expected_text(exp)
     base = dict(asset=suite.asset, check=exp.name, severity=exp.severity, partition=partition, column=exp.column,
                 expected=expected, source=f"gx:{suite.path}")
-    if messages:
-        msg = "; ".join(dict.fromkeys(" ".join(m.split())[:200] for m in messages))[:300]
-        return CheckResult(status="error", message=f"expectation errored: {msg}", details=details, **base)
     if "unexpected_count" in result:
         count = result.get("unexpected_count")
         total = result.get("element_count")
@@ -234,7 +247,7 @@ def _to_result(suite: Suite, exp: Expectation, r: Any, partition: str | None) ->
         text = f"{count} of {total} rows unexpected"
         if isinstance(pct, int | float):
             text += f" ({pct:.2f}%)"
-        if sample and not r.success:
+        if sample and not success:
             text += ", e.g. " + ", ".join(repr(v) for v in sample[:5])
         details.update({k: result[k] for k in ("element_count", "unexpected_percent", "missing_count")
                         if k in result})
@@ -246,8 +259,8 @@ def _to_result(suite: Suite, exp: Expectation, r: Any, partition: str | None) ->
         if "details" in result:
             details["gx_details"] = result["details"]
     details["observed_text"] = text
-    status = "pass" if r.success else "fail"
-    message = "" if r.success else f"observed {text}; expected {expected}"
+    status = "pass" if success else "fail"
+    message = "" if success else f"observed {text}; expected {expected}"
     return CheckResult(status=status, observed=observed, message=message, details=details, **base)
 
 

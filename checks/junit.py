@@ -36,6 +36,9 @@ def describe(r: CheckResult) -> str:
     if r.column:
         lines.append(f"column: {r.column}")
     lines.append(f"severity: {r.severity}")
+    engine = r.details.get("engine") if isinstance(r.details, dict) else None
+    if engine:
+        lines.append(f"engine: {engine}")
     if r.status == "error":
         lines.append(f"error: {r.message}")
     else:

@@ -61,8 +61,8 @@ def partitions_to_check(runner, graph: AssetGraph, spec: str | None) -> dict[str
 
 
 def run_on_demand(project: Project, graph: AssetGraph, *, select: Sequence[str] = (), exclude: Sequence[str] = (),
-                  partitions: str | None = None, command: str = "check", store: bool = True
-                  ) -> CheckOutcome | None:
+                  partitions: str | None = None, command: str = "check", store: bool = True,
+                  engine: str | None = None) -> CheckOutcome | None:
     """Run the checks of the selected assets; None when none of them has a check."""
     import time
 
@@ -73,7 +73,7 @@ def run_on_demand(project: Project, graph: AssetGraph, *, select: Sequence[str] 
     keys = select_assets(graph, list(select) or None, list(exclude) or None)
     if not keys and (select or exclude):
         raise UserError("the selection matches no asset; see `sqlassets list --select ...`")
-    runner = CheckRunner(project, graph, keys)
+    runner = CheckRunner(project, graph, keys, engine=engine)
     if not runner:
         return None
     wanted = partitions_to_check(runner, graph, partitions)

@@ -54,7 +54,12 @@ def _where(r: CheckResult) -> str:
 
 
 def _kind(r: CheckResult) -> str:
-    return "dbt test" if r.source.startswith("dbt:") else "gx" if r.source.startswith("gx:") else "check"
+    """What the check is and, for GX suites, which engine judged it: `gx` (Great Expectations) or `gx/sql`."""
+    if r.source.startswith("dbt:"):
+        return "dbt test"
+    if r.source.startswith("gx:"):
+        return "gx/sql" if isinstance(r.details, dict) and r.details.get("engine") == "sql" else "gx"
+    return "check"
 
 
 def result_line(r: CheckResult) -> str:

@@ -22,6 +22,7 @@ from sqlassets.check_results import CheckResult, Severity
 from sqlassets.checks.dbt_tests import compiled_tests, discover_tests, restrict_to_partition, run_test
 from sqlassets.checks.specs import AssetChecks
 from sqlassets.checks.suites import checks_config, discover_suites
+from sqlassets.errors import UserError
 
 if TYPE_CHECKING:
     from sqlassets.graph import AssetGraph
@@ -35,6 +36,12 @@ def partition_where(asset: Asset, partition: str | None, window: tuple[str, str]
     Time partitions: `col >= CAST('<start>' AS TIMESTAMP) AND col < CAST('<end>' AS TIMESTAMP)` (the
     executor's half-open window); static partitions: `col = '<key>'`. None for unpartitioned assets.
     """
+    pred = partition_predicate(asset, partition, window)
+    return pred.sql(dialect=asset.dialect or "duckdb") if pred is not None else None
+
+
+def partition_predicate(asset: Asset, partition: str | None, window: tuple[str, str] | None) -> Any:
+    """`partition_where` as a sqlglot expression (for the SQL engine, which renders it in its dialect)."""
     if partition is None:
         return None
     from sqlglot import exp
@@ -57,7 +64,7 @@ def partition_where(asset: Asset, partition: str | None, window: tuple[str, str]
         )
     else:
         pred = exp.EQ(this=col, expression=exp.Literal.string(key))
-    return pred.sql(dialect=asset.dialect or "duckdb")
+    return pred
 
 
 def existing_relations(connection: Any) -> set[tuple[str, str, str]]:
@@ -101,10 +108,12 @@ def duckdb_connection(adapter: Any) -> Any:
 class CheckRunner:
     """All checks of a project (optionally limited to `keys`), runnable per asset and partition."""
 
-    def __init__(self, project: Project, graph: AssetGraph, keys: Iterable[str] | None = None) -> None:
+    def __init__(self, project: Project, graph: AssetGraph, keys: Iterable[str] | None = None,
+                 engine: str | None = None) -> None:
         self.project = project
         self.graph = graph
         config = checks_config(project)
+        self.engine = engine or config.engine
         suites = discover_suites(project, graph, config)
         tests = discover_tests(project, graph) if config.dbt_tests else {}
         wanted = set(keys) if keys is not None else None
@@ -134,8 +143,32 @@ class CheckRunner:
             return self._compiled
 
     def prepare(self) -> None:
-        """Compile dbt tests now (before a run starts), so a compile error is a usage error, not a check."""
+        """Compile dbt tests now (before a run starts), so a compile error is a usage error, not a check.
+
+        Also make sure Great Expectations is there when a suite needs it (an expectation the SQL engine
+        does not cover, or `engine: gx`): without it, one line naming the extra to install (exit 2)
+        instead of every check failing with ModuleNotFoundError.
+        """
+        self.require_gx()
         self._compiled_sql()
+
+    def require_gx(self) -> None:
+        from sqlassets.checks.pushdown.evaluate import split
+
+        for checks in self.checks.values():
+            for suite in checks.suites:
+                _ours, theirs = split(suite, self.engine)
+                if not theirs:
+                    continue
+                try:
+                    import great_expectations  # noqa: F401 - availability probe; the suite imports it anyway
+                except ImportError:
+                    first = theirs[0]
+                    why = "engine gx was asked for" if self.engine == "gx" else \
+                        "the SQL engine does not cover it"
+                    raise UserError(f"{suite.path}: {first.type} needs Great Expectations ({why}), which is "
+                                    "not installed; install it with pip install 'sqlassets[checks]'") from None
+                return
 
     def run_asset(self, key: str, connection: Any, partition: str | None = None,
                   window: tuple[str, str] | None = None) -> list[CheckResult]:
@@ -157,16 +190,10 @@ class CheckRunner:
                             expected=None, message=message, source=src)
                 for name, sev, col, src in _planned(checks)])
         if checks.suites:
-            from sqlassets.checks.gx import validate_suite  # imports GX: only when a suite runs
+            from sqlassets.checks.pushdown.evaluate import DuckDBAccess
 
-            for suite in checks.suites:
-                started = time.perf_counter()
-                got = validate_suite(suite, connection, relation=(rel.database, rel.schema, rel.identifier),
-                                     where=where, partition=partition)
-                share = (time.perf_counter() - started) / max(1, len(got))
-                for r in got:  # one GX validation runs the whole suite: split its time evenly
-                    r.details["seconds"] = share
-                results.extend(got)
+            results.extend(self._run_suites(checks, asset, DuckDBAccess(connection), connection, partition,
+                                            window))
         if checks.dbt_tests:
             compiled = self._compiled_sql()
             for test in checks.dbt_tests:
@@ -192,6 +219,49 @@ class CheckRunner:
                 results.append(r)
         return self._record(results)
 
+    def _run_suites(self, checks: AssetChecks, asset: Asset, access: Any, connection: Any,
+                    partition: str | None, window: tuple[str, str] | None) -> list[CheckResult]:
+        """Each suite: covered expectations in one SQL query, the rest (or all, engine gx) through GX."""
+        from dataclasses import replace
+
+        from sqlglot import exp
+
+        from sqlassets.checks.pushdown.evaluate import evaluate, split
+
+        rel = asset.relation
+        assert rel is not None
+        table = exp.table_(rel.identifier, db=rel.schema, catalog=rel.database, quoted=True)
+        pred = partition_predicate(asset, partition, window)
+        out: list[CheckResult] = []
+        for suite in checks.suites:
+            ours, theirs = split(suite, self.engine)
+            got: dict[int, CheckResult] = {}
+            if ours:
+                for e, r in zip(ours, evaluate(suite, ours, access, table=table, where=pred, partition=partition),
+                                strict=True):
+                    got[e.index] = r
+            if theirs:
+                if connection is None:
+                    for e in theirs:
+                        got[e.index] = CheckResult(
+                            asset=asset.key, check=e.name, status="skipped", severity=e.severity, partition=partition,
+                            column=e.column, source=f"gx:{suite.path}", details={"engine": "gx"},
+                            message=f"{e.type} runs through Great Expectations, on DuckDB only for now")
+                else:
+                    from sqlassets.checks.gx import validate_suite  # imports GX: only when GX has work
+
+                    started = time.perf_counter()
+                    gx_results = validate_suite(replace(suite, expectations=tuple(theirs)), connection,
+                                                relation=(rel.database, rel.schema, rel.identifier),
+                                                where=pred.sql(dialect=asset.dialect or "duckdb")
+                                                if pred is not None else None, partition=partition)
+                    share = (time.perf_counter() - started) / max(1, len(gx_results))
+                    for e, r in zip(theirs, gx_results, strict=True):
+                        r.details["seconds"] = share  # one GX validation runs them all: split its time
+                        got[e.index] = r
+            out.extend(got[e.index] for e in suite.expectations)
+        return out
+
     def _record(self, results: list[CheckResult]) -> list[CheckResult]:
         with self._lock:
             self.results.extend(results)
@@ -216,15 +286,32 @@ class CheckRunner:
             return []
         conn = duckdb_connection(adapter)
         if conn is None:
-            return [CheckResult(asset=asset.key, check="checks", status="skipped", severity="info",
-                                partition=partition,
-                                message=f"checks run on DuckDB only for now (adapter {type(adapter).__name__})")]
+            return self._run_elsewhere(asset, adapter, partition, window)
         return self.run_asset(asset.key, conn, partition, window)
 
+    def _run_elsewhere(self, asset: Asset, adapter: Any, partition: str | None,
+                       window: tuple[str, str] | None) -> list[CheckResult]:
+        """A warehouse other than DuckDB: suites through the SQL engine on the adapter's session (GX-only
+        expectations and dbt tests are skipped with a reason)."""
+        from sqlassets.checks.pushdown.evaluate import AdapterAccess
 
-def hook_for(project: Project, graph: AssetGraph, keys: Iterable[str] | None = None) -> CheckRunner | None:
+        checks = self.checks[asset.key]
+        results: list[CheckResult] = []
+        if checks.suites and asset.relation is not None:
+            results.extend(self._run_suites(checks, asset, AdapterAccess(adapter, asset.relation), None,
+                                            partition, window))
+        for t in checks.dbt_tests:
+            results.append(CheckResult(asset=asset.key, check=t.name, status="skipped", severity=t.severity,
+                                       partition=partition, column=t.column, source=f"dbt:{t.unique_id}",
+                                       message=f"dbt tests run on DuckDB only for now (adapter "
+                                       f"{type(adapter).__name__})"))
+        return self._record(results)
+
+
+def hook_for(project: Project, graph: AssetGraph, keys: Iterable[str] | None = None,
+             engine: str | None = None) -> CheckRunner | None:
     """The post-materialize hook for a run over `keys`, or None when none of them has a check."""
-    runner = CheckRunner(project, graph, keys)
+    runner = CheckRunner(project, graph, keys, engine=engine)
     if not runner:
         return None
     runner.prepare()

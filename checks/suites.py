@@ -9,6 +9,7 @@ A suite attaches to an asset in one of two ways:
     checks:
       default_severity: critical      # for expectations without meta.severity (default critical)
       dbt_tests: true                 # run dbt tests as checks too (default true)
+      engine: auto                    # auto: covered expectations as one SQL query, the rest in GX; gx: all GX
       suites:
         checks/shared/ids_not_null.json: [stg_customers, stg_products]
         checks/orders_extra.json: {asset: fct_orders, severity: warning}
@@ -37,7 +38,8 @@ if TYPE_CHECKING:
     from sqlassets.project import Project
 
 SETTINGS = "sqlassets.yml"
-_SETTINGS_KEYS = {"default_severity", "dbt_tests", "suites"}
+_SETTINGS_KEYS = {"default_severity", "dbt_tests", "engine", "suites"}
+ENGINES = ("auto", "gx")
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class ChecksConfig:
 
     default_severity: Severity = "critical"
     dbt_tests: bool = True
+    engine: str = "auto"  # auto | gx: who evaluates GX suites (see sqlassets.checks.pushdown)
     # suite file (resolved) -> [(asset key, severity override or None)]
     suites: tuple[tuple[Path, tuple[tuple[str, Severity | None], ...]], ...] = ()
 
@@ -81,6 +84,9 @@ def checks_config(project: Project) -> ChecksConfig:
     dbt_tests = raw.get("dbt_tests", True)
     if not isinstance(dbt_tests, bool):
         raise ConfigError("checks.dbt_tests must be true or false", path=where)
+    engine = raw.get("engine", "auto")
+    if engine not in ENGINES:
+        raise ConfigError(f"checks.engine {engine!r} is not one of {', '.join(ENGINES)}", path=where)
     suites_raw = raw.get("suites") or {}
     if not isinstance(suites_raw, dict):
         raise ConfigError("checks.suites must map suite files to an asset key or a list of them", path=where)
@@ -103,7 +109,7 @@ def checks_config(project: Project) -> ChecksConfig:
                 raise ConfigError(f"checks.suites[{file}]: expected an asset key, a list of them, or "
                                   "{asset: KEY, severity: LEVEL}", path=where)
         suites.append((path, tuple(attached)))
-    return ChecksConfig(default_severity=default, dbt_tests=dbt_tests, suites=tuple(suites))
+    return ChecksConfig(default_severity=default, dbt_tests=dbt_tests, engine=engine, suites=tuple(suites))
 
 
 def _expectation_name(etype: str, kwargs: dict[str, Any], meta: dict[str, Any]) -> str:

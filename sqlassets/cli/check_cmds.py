@@ -17,6 +17,10 @@ from sqlassets.cli.context import CliContext
 select_option = click.option("--select", "-s", "select", multiple=True,
                              help="dbt-style selector(s) of the assets whose checks run (default: all).")
 exclude_option = click.option("--exclude", "exclude", multiple=True, help="Selector(s) to leave out.")
+engine_option = click.option(
+    "--engine", type=click.Choice(["auto", "gx"]), default=None,
+    help="Who evaluates GX suites: auto (default; covered expectations as one SQL query per batch, the rest "
+         "in Great Expectations) or gx (all in Great Expectations). Default from checks.engine.")
 
 
 def _color() -> bool:
@@ -45,9 +49,10 @@ def _emit(results, project, graph, *, junit: Path | None, verbose: bool) -> None
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the results as JUnit XML to FILE.")
 @click.option("--verbose", "-v", is_flag=True, help="List passing checks one by one too.")
+@engine_option
 @click.pass_obj
 def check(obj: CliContext, select: tuple[str, ...], exclude: tuple[str, ...], partitions: str | None,
-          junit: Path | None, verbose: bool) -> None:
+          junit: Path | None, verbose: bool, engine: str | None) -> None:
     """Run asset checks (Great Expectations suites, dbt tests) against the warehouse.
 
     Exit 0 when no blocking (critical) check fails, 1 when one does, 2 on usage errors.
@@ -56,7 +61,7 @@ def check(obj: CliContext, select: tuple[str, ...], exclude: tuple[str, ...], pa
 
     project, graph = obj.project, obj.graph
     outcome = run_on_demand(project, graph, select=select, exclude=exclude, partitions=partitions,
-                            command=" ".join(["sqlassets", *sys.argv[1:]]))
+                            command=" ".join(["sqlassets", *sys.argv[1:]]), engine=engine)
     if outcome is None:
         click.echo("no checks on the selected assets")
         return
