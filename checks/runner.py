@@ -125,6 +125,8 @@ class CheckRunner:
             if ac:
                 self.checks[key] = ac
         self._compiled: dict[str, str] | None = None
+        self._columns: dict[str, Any] = {}  # relation -> columns, for the SQL engine (one read per run)
+        self._exists: set[str] = set()  # assets whose relation this run has seen in the warehouse
         self._lock = threading.Lock()
         self.results: list[CheckResult] = []
 
@@ -180,21 +182,26 @@ class CheckRunner:
         results: list[CheckResult] = []
         if asset.relation is None:
             return results
-        where = partition_where(asset, partition, window)
         rel = asset.relation
-        existing = existing_relations(connection)
-        if not _exists(rel, existing):
-            message = f"{rel} does not exist in the warehouse; materialize {key} first"
-            return self._record([
-                CheckResult(asset=key, check=name, status="error", severity=sev, partition=partition, column=col,
-                            expected=None, message=message, source=src)
-                for name, sev, col, src in _planned(checks)])
+        # One catalog read per asset and run (a backfill's later partitions find the table there already);
+        # dbt tests also need to know which of the relations they read exist.
+        existing: set[tuple[str, str, str]] = set()
+        if key not in self._exists or checks.dbt_tests:
+            existing = existing_relations(connection)
+            if not _exists(rel, existing):
+                message = f"{rel} does not exist in the warehouse; materialize {key} first"
+                return self._record([
+                    CheckResult(asset=key, check=name, status="error", severity=sev, partition=partition,
+                                column=col, expected=None, message=message, source=src)
+                    for name, sev, col, src in _planned(checks)])
+            self._exists.add(key)
         if checks.suites:
             from sqlassets.checks.pushdown.evaluate import DuckDBAccess
 
-            results.extend(self._run_suites(checks, asset, DuckDBAccess(connection), connection, partition,
-                                            window))
+            results.extend(self._run_suites(checks, asset, DuckDBAccess(connection, cache=self._columns),
+                                            connection, partition, window))
         if checks.dbt_tests:
+            where = partition_where(asset, partition, window)
             compiled = self._compiled_sql()
             for test in checks.dbt_tests:
                 sql = compiled.get(test.unique_id)

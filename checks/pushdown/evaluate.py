@@ -54,6 +54,9 @@ class DuckDBAccess:
 
     connection: Any
     dialect: str = "duckdb"
+    # relation -> columns, shared by the runner across the partitions of a run (a run never changes a
+    # table's columns between two of its partitions)
+    cache: dict[str, Columns] | None = None
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         cursor = self.connection.cursor()
@@ -63,14 +66,20 @@ class DuckDBAccess:
             cursor.close()
 
     def columns(self, table: exp.Table) -> Columns | None:
+        name = table.sql(dialect=self.dialect)
+        if self.cache is not None and name in self.cache:
+            return self.cache[name]
         cursor = self.connection.cursor()
         try:
-            rows = cursor.execute(f"DESCRIBE SELECT * FROM {table.sql(dialect=self.dialect)}").fetchall()
+            rows = cursor.execute(f"DESCRIBE SELECT * FROM {name}").fetchall()
         except Exception:  # noqa: BLE001 - missing relation: the caller reports it
             return None
         finally:
             cursor.close()
-        return Columns(tuple(str(r[0]) for r in rows), tuple(str(r[1]).upper() for r in rows))
+        cols = Columns(tuple(str(r[0]) for r in rows), tuple(str(r[1]).upper() for r in rows))
+        if self.cache is not None:
+            self.cache[name] = cols
+        return cols
 
 
 @dataclass
@@ -109,10 +118,26 @@ def batch_select(table: exp.Table, where: exp.Expression | None) -> exp.Select:
 
 def _with(query: exp.Select, table: exp.Table, where: exp.Expression | None,
           ctes: Sequence[tuple[str, exp.Expression]]) -> exp.Select:
-    query = query.with_("batch", as_=batch_select(table, where))
+    """`query` over the batch: helper CTEs added, and every `batch` reference made the batch itself.
+
+    The batch is inlined (the table aliased `batch`, or a filtered subquery) rather than a `WITH batch`
+    CTE: engines materialize a CTE read more than once (DuckDB does), which would copy the whole batch.
+    """
     for name, body in ctes:
         query = query.with_(name, as_=body.copy())
-    return query
+    source: exp.Expression
+    if where is None:
+        source = table.copy()
+        source.set("alias", exp.TableAlias(this=exp.to_identifier("batch")))
+    else:
+        source = batch_select(table, where).subquery("batch")
+
+    def inline(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Table) and node.name == "batch" and not node.args.get("db"):
+            return source.copy()
+        return node
+
+    return query.transform(inline, copy=False)
 
 
 def _sample(compiled: Compiled, table: exp.Table, where: exp.Expression | None,
@@ -140,6 +165,55 @@ def _partial_counts(values: list[Any]) -> list[dict[str, Any]] | None:
         return None
 
 
+_FILTER = "__sqlassets_batch_filter__"
+
+
+@dataclass
+class _Plan:
+    """A suite compiled for one relation and column list: reused for every partition of a run."""
+
+    compiled: dict[int, Compiled]
+    errors: dict[int, str]
+    ctes: list[tuple[str, exp.Expression]]
+    template: str | None  # the aggregate query, its partition predicate a placeholder
+
+
+_PLANS: dict[tuple[Any, ...], _Plan] = {}
+
+
+def _plan(expectations: Sequence[Expectation], columns: Columns, table: exp.Table, filtered: bool,
+          dialect: str) -> _Plan:
+    """Compile once per (expectations, relation, columns, dialect); a backfill then only renders the window.
+
+    Building and rendering sqlglot trees costs milliseconds; per partition of a 366-day backfill that
+    would be most of the checks' cost, so the rendered query is a template with the predicate spliced in.
+    """
+    import orjson
+
+    key = (tuple((e.index, e.type, orjson.dumps(e.kwargs, option=orjson.OPT_SORT_KEYS, default=str))
+                 for e in expectations), table.sql(), columns, filtered, dialect)
+    plan = _PLANS.get(key)
+    if plan is not None:
+        return plan
+    builder = QueryBuilder()
+    compiled: dict[int, Compiled] = {}
+    errors: dict[int, str] = {}
+    for e in expectations:
+        try:
+            compiled[e.index] = compile_expectation(e.type, e.kwargs, builder, columns)
+        except (MissingColumn, NotCovered) as exc:  # NotCovered: covered() said yes but the arguments are odd
+            errors[e.index] = f"expectation errored: {exc}"
+    template = None
+    if builder.selects:
+        placeholder = exp.column(_FILTER) if filtered else None
+        template = _with(exp.select(*builder.selects).from_("batch"), table, placeholder,
+                         builder.ctes).sql(dialect=dialect)
+    if len(_PLANS) > 256:
+        _PLANS.clear()
+    plan = _PLANS[key] = _Plan(compiled, errors, builder.ctes, template)
+    return plan
+
+
 def evaluate(suite: Suite, expectations: Sequence[Expectation], access: Access, *, table: exp.Table,
              where: exp.Expression | None, partition: str | None) -> list[CheckResult]:
     """Judge `expectations` (all covered) of `suite` on one batch; results in the order given."""
@@ -153,28 +227,24 @@ def evaluate(suite: Suite, expectations: Sequence[Expectation], access: Access, 
                                 "exist", partition, engine="sql"):
             out[_index(expectations, r.check)] = r
         return [out[e.index] for e in expectations]
-    builder = QueryBuilder()
-    compiled: dict[int, Compiled] = {}
-    for e in expectations:
-        try:
-            compiled[e.index] = compile_expectation(e.type, e.kwargs, builder, columns)
-        except MissingColumn as exc:
-            out[e.index] = _error_results(suite, [e], f"expectation errored: {exc}", partition, engine="sql")[0]
-        except NotCovered as exc:  # covered() said yes but the arguments are odd: say so, do not guess
-            out[e.index] = _error_results(suite, [e], f"expectation errored: {exc}", partition, engine="sql")[0]
+    plan = _plan(expectations, columns, table, where is not None, access.dialect)
+    for index, message in plan.errors.items():
+        e = next(x for x in expectations if x.index == index)
+        out[index] = _error_results(suite, [e], message, partition, engine="sql")[0]
     values: list[Any] = []
     error: str | None = None
-    if builder.selects:
-        query = _with(exp.select(*builder.selects).from_("batch"), table, where, builder.ctes)
+    if plan.template is not None:
+        sql = plan.template if where is None else \
+            plan.template.replace(_FILTER, f"({where.sql(dialect=access.dialect)})")
         try:
-            rows = access.query(query.sql(dialect=access.dialect))
+            rows = access.query(sql)
             values = list(rows[0])
         except Exception as exc:  # noqa: BLE001 - a broken query errors its checks, it does not crash the run
             error = " ".join(str(exc).split())[:300]
     for e in expectations:
         if e.index in out:
             continue
-        c = compiled[e.index]
+        c = plan.compiled[e.index]
         if error is not None:
             out[e.index] = _error_results(suite, [e], f"suite could not run: {error}", partition, engine="sql")[0]
             continue
@@ -185,7 +255,7 @@ def evaluate(suite: Suite, expectations: Sequence[Expectation], access: Access, 
                 if c.unexpected_slot is None and len(c.sample_columns) == 1 and e.type.endswith("not_be_null"):
                     sample: list[Any] = [None] * min(count, PARTIAL_UNEXPECTED_COUNT)
                 else:
-                    sample = _sample(c, table, where, builder.ctes, access)
+                    sample = _sample(c, table, where, plan.ctes, access)
                 fields["partial_unexpected_list"] = sample
                 counts = _partial_counts(sample)
                 if counts is not None:

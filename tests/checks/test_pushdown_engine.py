@@ -94,7 +94,7 @@ def test_a_batch_is_one_aggregate_query(tmp_path: Path):
     got = evaluate(Suite("t", "checks/t.json", "t", exps), exps, Counting(con),
                    table=sx.table_("t", quoted=True), where=None, partition=None)
     assert [r.status for r in got] == ["pass"] * len(kinds), [r.message for r in got]
-    assert len(queries) == 1 and queries[0].startswith("WITH batch AS")
+    assert len(queries) == 1 and "AS batch" in queries[0]
     # the same suite in another dialect renders (Snowflake / BigQuery adapters run it there)
     from sqlassets.checks.pushdown.expectations import Columns, QueryBuilder, compile_expectation
 
