@@ -45,6 +45,7 @@ class GateOutcome:
     changed: list[dict[str, Any]] = field(default_factory=list)
     selection: list[str] = field(default_factory=list)
     breaking: list[dict[str, Any]] = field(default_factory=list)
+    column_changes: list[dict[str, Any]] = field(default_factory=list)  # every one, breaking or not
     results: list[CheckResult] = field(default_factory=list)
     build: dict[str, Any] = field(default_factory=dict)
     allow_breaking: bool = False
@@ -88,7 +89,39 @@ class GateOutcome:
 
         icon = "✅" if self.exit_code == 0 else "❌"
         return markdown(self.results, verdict=f"{icon} **{self.verdict_line()}**", changed=self.changed,
-                        breaking=self.breaking, build=self.build)
+                        breaking=self.breaking, build=self.build, column_changes=self.column_changes)
+
+    def gate_results(self) -> list[CheckResult]:
+        """The gate's own verdicts as results (for JUnit): a testcase per column change and build failure.
+
+        A breaking change is a failing critical testcase (a warning one with --allow-breaking); a
+        harmless change a passing one that still names the column; a failed partition an error.
+        """
+        out: list[CheckResult] = []
+        breaking = {(b["asset"], b["column"]): b for b in self.breaking}
+        for ch in self.column_changes:
+            b = breaking.get((ch["asset"], ch["column"]))
+            name = f"column {ch['column']} {ch['change']}"
+            if b is not None:
+                msg = f"breaking: {ch['asset']}.{ch['column']} {ch['change']}; read by {', '.join(b['downstream'])}"
+                out.append(CheckResult(asset=ch["asset"], check=name, status="fail", column=ch["column"],
+                                       severity="warning" if self.allow_breaking else "critical",
+                                       observed=ch["change"], expected="no change read downstream",
+                                       message=msg, source="ci:columns",
+                                       details={"observed_text": ch["change"], "downstream": b["downstream"]}))
+            else:
+                out.append(CheckResult(asset=ch["asset"], check=name, status="pass", severity="info",
+                                       column=ch["column"], observed=ch["change"], source="ci:columns",
+                                       message=f"not breaking: {ch['asset']}.{ch['column']} {ch['change']}; "
+                                               "no downstream column reads it"))
+        for asset, keys, error in self.build.get("failures", []):
+            out.append(CheckResult(asset=asset, check="build", status="error", severity="critical",
+                                   partition=keys if keys and keys != "-" else None, message=f"build failed: {error}",
+                                   source="ci:build"))
+        if self.build.get("error"):
+            out.append(CheckResult(asset="ci", check="build", status="error", severity="critical",
+                                   message=f"build error: {self.build['error']}", source="ci:build"))
+        return out
 
     def annotations(self, project: Project, graph: AssetGraph) -> list[str]:
         """Breaking column changes as `::error` annotations on the changed asset's file."""
@@ -125,11 +158,22 @@ def _column_line(path: Path, column: str) -> int:
 
 # -- 1. what changed ---------------------------------------------------------------------------------------
 
+BASE_FILE = "sqlassets_base.json"
+
+
+def base_file(base: Path) -> Path:
+    """The file `--base` names: itself, or in a folder `sqlassets_base.json` (`ci save-base`) else manifest.json."""
+    if base.is_dir():
+        return base / BASE_FILE if (base / BASE_FILE).is_file() else base / "manifest.json"
+    return base
+
+
 def base_versions(base: Path, project: Project) -> dict[str, str | None]:
     """asset key -> production code version, from a manifest, a folder holding one, or a state export."""
-    path = base / "manifest.json" if base.is_dir() else base
+    path = base_file(base)
     if not path.is_file():
-        raise UserError(f"--base {base}: no such manifest; pass production's manifest.json (or its folder)")
+        raise UserError(f"--base {base}: no such manifest; save production's base with `sqlassets ci save-base "
+                        "DIR` (or pass production's dbt manifest.json, or its folder)")
     try:
         doc = orjson.loads(path.read_bytes())
     except orjson.JSONDecodeError as exc:
@@ -179,7 +223,11 @@ def ci_project(project: Project, ci_dir: Path, seed_from: Path | None) -> tuple[
         raise UserError(f"the CI gate builds into a DuckDB copy; warehouse type {wh.type} is not supported yet")
     prod = (seed_from or wh.path).resolve()
     ci_dir = ci_dir.resolve()
-    db = ci_dir / prod.name
+    # Named like the project's warehouse file, whatever the seed file is called: DuckDB names a file's
+    # catalog after it, and the compiled SQL spells the profile's database name.
+    db = ci_dir / wh.path.name
+    if seed_from is not None and not prod.is_file():
+        raise UserError(f"--seed-from {seed_from}: no such DuckDB file")
     if db == prod or prod.parent == ci_dir:
         raise UserError(f"--ci-dir {ci_dir} holds the production file {prod}; pick another folder")
     if ci_dir.exists():
@@ -196,21 +244,27 @@ def ci_project(project: Project, ci_dir: Path, seed_from: Path | None) -> tuple[
     return replace(project, settings=settings, warehouse=replace(wh, path=db)), db, seeded
 
 
-def _catalog(db: Path) -> dict[str, dict[str, str]]:
-    """'db.schema.table' (lower) -> {column: type} of a DuckDB file, read-only."""
+def _catalog(db: Path, as_name: str | None = None) -> dict[str, dict[str, str]]:
+    """'db.schema.table' (lower) -> {column: type} of a DuckDB file, read-only.
+
+    `as_name`: the catalog name the project's SQL uses for this file (its own catalog is named after the
+    file, which for a `--seed-from` copy may be another name).
+    """
     if not db.is_file():
         return {}
     import duckdb
 
     con = duckdb.connect(str(db), read_only=True)
     try:
+        own = con.execute("select current_database()").fetchone()[0]
         rows = con.execute("select database_name, schema_name, table_name, column_name, data_type "
-                           "from duckdb_columns() where not internal").fetchall()
+                           "from duckdb_columns() where not internal order by column_index").fetchall()
     finally:
         con.close()
     out: dict[str, dict[str, str]] = {}
     for d, s, t, c, typ in rows:
-        out.setdefault(f"{d}.{s}.{t}".lower(), {})[str(c).lower()] = str(typ)
+        name = as_name if as_name and d == own else d
+        out.setdefault(f"{name}.{s}.{t}".lower(), {})[str(c).lower()] = str(typ)
     return out
 
 
@@ -225,17 +279,21 @@ def _columns_of(catalog: dict[str, dict[str, str]], asset: Any, default_db: str)
 
 def column_changes(graph: AssetGraph, changed: list[dict[str, Any]], prod_db: Path | None, ci_db: Path
                    ) -> list[dict[str, Any]]:
-    """Removed or retyped columns of changed assets: production catalog vs the CI build."""
+    """Every added, removed or retyped column of changed assets: production catalog vs the CI build.
+
+    Only removed and retyped columns can break a reader; added ones are listed so the PR names them.
+    """
     if prod_db is None:
         return []
-    old_cat, new_cat = _catalog(prod_db), _catalog(ci_db)
+    name = ci_db.stem  # the catalog name the project's SQL spells (the CI copy is named like the warehouse)
+    old_cat, new_cat = _catalog(prod_db, as_name=name), _catalog(ci_db, as_name=name)
     out = []
     for ch in changed:
         if ch["change"] != "modified":
             continue
         asset = graph[ch["asset"]]
-        old = _columns_of(old_cat, asset, prod_db.stem)
-        new = _columns_of(new_cat, asset, ci_db.stem)
+        old = _columns_of(old_cat, asset, name)
+        new = _columns_of(new_cat, asset, name)
         if not old or new is None:
             continue
         for col, typ in old.items():
@@ -243,12 +301,16 @@ def column_changes(graph: AssetGraph, changed: list[dict[str, Any]], prod_db: Pa
                 out.append({"asset": asset.key, "column": col, "change": f"removed (was {typ})"})
             elif new[col] != typ:
                 out.append({"asset": asset.key, "column": col, "change": f"retyped {typ} -> {new[col]}"})
+        for col, typ in new.items():
+            if col not in old:
+                out.append({"asset": asset.key, "column": col, "change": f"added ({typ})"})
     return out
 
 
 def downstream_readers(project: Project, graph: AssetGraph, changes: list[dict[str, Any]]
                        ) -> tuple[list[dict[str, Any]], str]:
     """Attach the downstream columns reading each changed column; keep only those read by someone."""
+    changes = [c for c in changes if not c["change"].startswith("added")]  # nothing read an added column
     if not changes:
         return [], "none"
     method = "column lineage"
@@ -280,10 +342,20 @@ def downstream_readers(project: Project, graph: AssetGraph, changes: list[dict[s
 
 # -- the gate ---------------------------------------------------------------------------------------------
 
+DEFAULT_BATCH_SIZE = 366
+
+
 def run_gate(project: Project, graph: AssetGraph, *, base: Path, seed_from: Path | None = None,
              ci_dir: Path | None = None, partitions: str | None = None, allow_breaking: bool = False,
+             batch_size: int = DEFAULT_BATCH_SIZE, engine: str | None = None,
              echo: Callable[[str], None] = print) -> GateOutcome:
-    from sqlassets.run.executor import RunRequest, execute_request
+    """Build what changed into an isolated copy and check it.
+
+    Partitions are rebuilt `batch_size` at a time (one statement and one check per batch: a changed
+    comment upstream of a 3,000-partition asset costs a few statements, not 3,000 validations);
+    `--batch-size 1` checks every partition on its own.
+    """
+    from sqlassets.run.executor import RunOptions, RunRequest, execute_request
 
     versions = base_versions(base, project)
     outcome = GateOutcome(allow_breaking=allow_breaking)
@@ -301,6 +373,10 @@ def run_gate(project: Project, graph: AssetGraph, *, base: Path, seed_from: Path
     if not selection:
         echo("nothing changed against production; nothing to build or check")
         return outcome
+    if seed_from is None:
+        seed_from = base_warehouse(base)
+        if seed_from is not None:
+            echo(f"seeding from the saved base: {seed_from}")
     cproj, ci_db, seeded = ci_project(project, ci_dir or project.state_dir / "ci", seed_from)
     if not seeded:
         echo(f"no production database at {seed_from or project.warehouse.path}: building the upstream too")
@@ -315,7 +391,7 @@ def run_gate(project: Project, graph: AssetGraph, *, base: Path, seed_from: Path
     def hook_factory(keys: list[str]) -> Any:
         from sqlassets.checks.runner import hook_for
 
-        runner = hook_for(cproj, graph, keys)
+        runner = hook_for(cproj, graph, keys, engine=engine)
         if runner is not None:
             runners.append(runner)
         return runner
@@ -326,7 +402,7 @@ def run_gate(project: Project, graph: AssetGraph, *, base: Path, seed_from: Path
         if not any(partitions_def(graph[k]) is not None for k in outcome.selection):
             partitions = None  # nothing partitioned changed: --partitions does not apply to this build
     req = RunRequest(select=outcome.selection, mode="all", partitions=partitions,
-                     command="sqlassets ci --base " + str(base))
+                     command="sqlassets ci --base " + str(base), options=RunOptions(batch_size=batch_size))
     try:
         _plan, summary = execute_request(cproj, graph, req, hook_factory=hook_factory, echo=echo)
     except UserError:
@@ -344,9 +420,68 @@ def run_gate(project: Project, graph: AssetGraph, *, base: Path, seed_from: Path
     outcome.results = [r for runner in runners for r in runner.results]
     prod_db = (seed_from or project.warehouse.path) if seeded else None
     changes = column_changes(graph, outcome.changed, Path(prod_db) if prod_db else None, ci_db)
+    outcome.column_changes = changes
     outcome.breaking, method = downstream_readers(cproj, graph, changes)
     if changes:
         echo(f"column changes: {len(changes)}; breaking (read downstream, by {method}): {len(outcome.breaking)}")
-    for b in outcome.breaking:
-        echo(f"  breaking: {b['asset']}.{b['column']} {b['change']}; read by {', '.join(b['downstream'])}")
+    breaking = {(b["asset"], b["column"]): b for b in outcome.breaking}
+    for ch in changes:
+        b = breaking.get((ch["asset"], ch["column"]))
+        if b is not None:
+            echo(f"  breaking: {b['asset']}.{b['column']} {b['change']}; read by {', '.join(b['downstream'])}")
+        else:
+            echo(f"  not breaking: {ch['asset']}.{ch['column']} {ch['change']}")
     return outcome
+
+
+def save_base(project: Project, graph: AssetGraph, dest: Path, *, warehouse: bool = True) -> list[Path]:
+    """`sqlassets ci save-base DIR`: what `ci --base DIR` compares against, saved from production.
+
+    Writes `DIR/sqlassets_base.json` (every asset's code version, raw SQL assets included: the format
+    of `sqlassets list --output json`), dbt's manifest.json next to it when there is one, and (unless
+    `warehouse=False`) a copy of the production DuckDB file, which `ci --base DIR` then seeds from.
+    """
+    from sqlassets import render
+
+    dest.mkdir(parents=True, exist_ok=True)
+    written = []
+    doc = orjson.loads(render.to_json(graph, list(graph.topo_order)))
+    wh = project.warehouse
+    if warehouse and wh.type == "duckdb" and wh.path is not None and wh.path.is_file():
+        import duckdb
+
+        try:  # a read-only open first: refuses (one line) while a run is writing production
+            duckdb.connect(str(wh.path), read_only=True).close()
+        except duckdb.Error as exc:
+            raise UserError(f"cannot read {wh.path} ({str(exc).splitlines()[0]}); is a run writing to it?") from None
+        target = dest / wh.path.name
+        tmp = target.with_name(target.name + ".tmp")
+        shutil.copyfile(wh.path, tmp)
+        tmp.replace(target)
+        wal = wh.path.with_name(wh.path.name + ".wal")
+        if wal.is_file():
+            shutil.copyfile(wal, target.with_name(target.name + ".wal"))
+        doc["warehouse"] = target.name
+        written.append(target)
+    manifest = project.root / "target" / "manifest.json"
+    if project.has_dbt and manifest.is_file():
+        shutil.copyfile(manifest, dest / "manifest.json")
+        written.append(dest / "manifest.json")
+    path = dest / BASE_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+    tmp.replace(path)
+    written.insert(0, path)
+    return written
+
+
+def base_warehouse(base: Path) -> Path | None:
+    """The production DuckDB copy a `ci save-base` folder holds (the default `--seed-from`), if any."""
+    path = base_file(base)
+    if not base.is_dir() or path.name != BASE_FILE:
+        return None
+    try:
+        name = orjson.loads(path.read_bytes()).get("warehouse")
+    except (OSError, orjson.JSONDecodeError, AttributeError):
+        return None
+    return base / name if isinstance(name, str) and (base / name).is_file() else None

@@ -33,6 +33,9 @@ def describe(r: CheckResult) -> str:
     if r.partition:
         lines.append(f"partition: {r.partition}")
     lines.append(f"check: {r.check} ({r.source or 'check'})")
+    downstream = r.details.get("downstream") if isinstance(r.details, dict) else None
+    if downstream:
+        lines.append(f"read downstream by: {', '.join(downstream)}")
     if r.column:
         lines.append(f"column: {r.column}")
     lines.append(f"severity: {r.severity}")
@@ -89,6 +92,9 @@ def to_xml(results: Sequence[CheckResult], *, name: str = "sqlassets checks") ->
             elif r.status in ("fail", "error"):
                 out = ET.SubElement(case, "system-out")
                 out.text = f"{r.severity.upper()}: {r.message or r.status}\n{describe(r)}"
+            elif r.message:  # a passing case with something to say (e.g. a harmless column change)
+                out = ET.SubElement(case, "system-out")
+                out.text = r.message
         suite.set("tests", str(len(rs)))
         suite.set("failures", str(s_fail))
         suite.set("errors", str(s_err))

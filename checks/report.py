@@ -120,7 +120,7 @@ def _md(text: Any) -> str:
 
 def markdown(results: Sequence[CheckResult], *, title: str = "sqlassets CI gate", verdict: str | None = None,
              changed: Sequence[dict[str, Any]] = (), breaking: Sequence[dict[str, Any]] = (),
-             build: dict[str, Any] | None = None) -> str:
+             build: dict[str, Any] | None = None, column_changes: Sequence[dict[str, Any]] = ()) -> str:
     """A PR comment: verdict, changed assets, breaking column changes, build and check results."""
     c = counts(results)
     out = [f"## {title}", ""]
@@ -138,6 +138,14 @@ def markdown(results: Sequence[CheckResult], *, title: str = "sqlassets CI gate"
         for b in breaking:
             reads = ", ".join(f"`{d}`" for d in b.get("downstream", [])) or "-"
             out.append(f"| `{_md(b['asset'])}.{_md(b['column'])}` | {_md(b['change'])} | {reads} |")
+        out.append("")
+    read = {(b["asset"], b["column"]) for b in breaking}
+    harmless = [c for c in column_changes if (c["asset"], c["column"]) not in read]
+    if harmless:
+        out += [f"### Other column changes ({len(harmless)}, not read downstream)", "",
+                "| changed column | change |", "|---|---|"]
+        for c in harmless:
+            out.append(f"| `{_md(c['asset'])}.{_md(c['column'])}` | {_md(c['change'])} |")
         out.append("")
     if build:
         out += ["### Build", "", f"{build.get('done', 0)} partition(s) built, {build.get('failed', 0)} failed, "

@@ -71,34 +71,56 @@ def check(obj: CliContext, select: tuple[str, ...], exclude: tuple[str, ...], pa
     sys.exit(1 if outcome.blocking else 0)
 
 
-@click.command("ci")
-@click.option("--base", "base", required=True, type=click.Path(path_type=Path),
-              help="Production manifest.json (or a folder holding it: dbt's --state artifacts).")
+@click.group("ci", invoke_without_command=True)
+@click.option("--base", "base", type=click.Path(path_type=Path), default=None,
+              help="What production runs: a folder saved by `sqlassets ci save-base` (its warehouse copy is "
+                   "the default --seed-from), or production's dbt manifest.json (or its folder).")
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write check results as JUnit XML to FILE.")
+              help="Write check results, column changes and build failures as JUnit XML to FILE.")
 @click.option("--markdown", "markdown_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the PR comment (markdown) to FILE.")
 @click.option("--seed-from", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Production DuckDB file to seed the CI database from (default: the project's warehouse).")
+              help="Production DuckDB file to seed the CI database from, whatever its name (default: the "
+                   "--base folder's copy, else the project's warehouse).")
 @click.option("--ci-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the isolated CI database and state live (default: <state_dir>/ci).")
 @click.option("--partitions", default=None, metavar="START..END|KEY",
               help="Rebuild only these partitions of changed partitioned assets (default: all).")
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=None,
+              help="Partitions rebuilt (and checked) per statement (default 366; 1 = one at a time).")
 @click.option("--allow-breaking", is_flag=True, help="Report breaking column changes without failing.")
-@click.pass_obj
-def ci(obj: CliContext, base: Path, junit: Path | None, markdown_file: Path | None, seed_from: Path | None,
-       ci_dir: Path | None, partitions: str | None, allow_breaking: bool) -> None:
+@engine_option
+@click.pass_context
+def ci(ctx: click.Context, base: Path | None, junit: Path | None, markdown_file: Path | None,
+       seed_from: Path | None, ci_dir: Path | None, partitions: str | None, batch_size: int | None,
+       allow_breaking: bool, engine: str | None) -> None:
     """CI gate: build what changed against production in an isolated database, run its checks.
 
     Exit 0 pass, 1 build failure, blocking check failure or breaking column change, 2 usage error.
+    First save production's base once per deploy: `sqlassets ci save-base DIR`; then in CI:
+    `sqlassets ci --base DIR`.
     """
-    from sqlassets.checks import report
-    from sqlassets.checks.gate import run_gate
+    if ctx.invoked_subcommand is not None:
+        return
+    if base is None:
+        from sqlassets.errors import UserError
 
+        raise UserError("ci needs --base: save production's base with `sqlassets ci save-base DIR` and pass "
+                        "--base DIR (or production's dbt manifest.json)")
+    from sqlassets.checks import report
+    from sqlassets.checks.gate import DEFAULT_BATCH_SIZE, run_gate
+
+    obj: CliContext = ctx.obj
     project, graph = obj.project, obj.graph
     outcome = run_gate(project, graph, base=base, seed_from=seed_from, ci_dir=ci_dir, partitions=partitions,
-                       allow_breaking=allow_breaking, echo=click.echo)
-    _emit(outcome.results, project, graph, junit=junit, verbose=False)
+                       allow_breaking=allow_breaking, batch_size=batch_size or DEFAULT_BATCH_SIZE, engine=engine,
+                       echo=click.echo)
+    _emit(outcome.results, project, graph, junit=None, verbose=False)
+    if junit is not None:
+        from sqlassets.checks.junit import write_junit
+
+        write_junit([*outcome.gate_results(), *outcome.results], junit, name="sqlassets CI gate")
+        click.echo(f"JUnit XML: {junit}")
     if report.in_github_actions():
         for line in outcome.annotations(project, graph):
             click.echo(line)
@@ -109,3 +131,19 @@ def ci(obj: CliContext, base: Path, junit: Path | None, markdown_file: Path | No
         click.echo(f"PR comment: {markdown_file}")
     click.echo(outcome.verdict_line())
     sys.exit(outcome.exit_code)
+
+
+@ci.command("save-base")
+@click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--no-warehouse", is_flag=True, help="Save only the asset versions, not a copy of the DuckDB file.")
+@click.pass_obj
+def save_base_cmd(obj: CliContext, dest: Path, no_warehouse: bool) -> None:
+    """Save production's base for `ci --base DEST`: asset code versions (+ dbt manifest, + DuckDB copy).
+
+    Run it where production is deployed (after each deploy), keep DEST as a CI artifact or cache.
+    """
+    from sqlassets.checks.gate import save_base
+
+    for path in save_base(obj.project, obj.graph, dest, warehouse=not no_warehouse):
+        click.echo(f"saved {path}")
+    click.echo(f"CI: sqlassets ci --base {dest}")
