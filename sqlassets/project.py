@@ -91,7 +91,7 @@ def _as_paths(root: Path, value: Any, key: str, settings_path: Path) -> tuple[Pa
 # `check_paths:` would otherwise silently turn a feature off. Add new settings here.
 SETTINGS_KEYS = frozenset({"sql_paths", "state_dir", "checks_paths", "warehouse", "checks",
                            "openlineage", "schedules", "sensors", "freshness"})  # the last four: integrations
-CHECKS_KEYS = frozenset({"default_severity", "dbt_tests", "suites"})
+CHECKS_KEYS = frozenset({"default_severity", "dbt_tests", "engine", "suites"})
 # `warehouse:` keys per type: the dbt profile keys of that adapter (the block overrides the profile).
 _COMMON_WAREHOUSE_KEYS = frozenset({"type", "database", "schema", "threads"})
 WAREHOUSE_KEYS: dict[str, frozenset[str]] = {
