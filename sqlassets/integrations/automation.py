@@ -292,8 +292,9 @@ class FreshnessResult:
     def label(self) -> str:
         if self.status == "unknown":
             return f"unknown ({self.note})" if self.note else "unknown"
-        lag = _human(self.lag) if self.lag is not None else "never"
-        return f"{'fresh' if self.status == 'pass' else self.status} ({lag} old)"
+        if self.lag is None:
+            return f"{self.status} ({self.note or 'no data yet'})"
+        return f"{'fresh' if self.status == 'pass' else self.status} ({_human(self.lag)} old)"
 
     def to_json(self) -> dict[str, Any]:
         return {"status": self.status, "lag_seconds": self.lag, "warn_after": self.limits.warn_after,

@@ -374,7 +374,11 @@ class DagsterBuilder:
                                              if latest is not None else 0.0})
 
         _observe.__annotations__ = {"context": dg.AssetExecutionContext}
-        return dg.multi_observable_source_asset(name=f"observe__{_name(asset.key)}", specs=[spec])(_observe)
+        import warnings
+
+        with warnings.catch_warnings():  # beta in 1.13; the pinned version is the one tested
+            warnings.simplefilter("ignore", dg.BetaWarning)
+            return dg.multi_observable_source_asset(name=f"observe__{_name(asset.key)}", specs=[spec])(_observe)
 
     def loaded_at(self, asset: Asset) -> Any:
         from sqlassets.integrations.automation import source_loaded_at
@@ -391,15 +395,18 @@ class DagsterBuilder:
             if self.buildable(asset):
                 continue
 
-            out.append(dg.multi_asset_check(name=f"checks__{_name(key)}",
-                                            specs=self.check_specs(asset))(self._check_fn(asset)))
+            out.append(dg.multi_asset_check(name=f"checks__{_name(key)}", specs=self.check_specs(asset),
+                                            can_subset=True)(self._check_fn(asset)))
         return out
 
     def _check_fn(self, asset: Asset) -> Any:
         import dagster as dg
 
         def _checks(context):  # type: ignore[no-untyped-def]
-            yield from self.run_checks(asset)
+            selected = context.selected_asset_check_keys
+            for r in self.run_checks(asset):
+                if dg.AssetCheckKey(r.asset_key, r.check_name) in selected:
+                    yield r
 
         _checks.__annotations__ = {"context": dg.AssetCheckExecutionContext}
         return _checks

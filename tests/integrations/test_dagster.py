@@ -275,3 +275,19 @@ def test_source_freshness_reads_loaded_at_from_the_warehouse(sample: Path) -> No
     r = source_freshness(project, src, limits, now=latest.replace(tzinfo=UTC) if latest.tzinfo is None else latest)
     assert r.status == "pass" and r.lag == 0
     assert source_freshness(project, src, limits).status == "warn"  # today it is years old
+
+
+def test_source_checks_and_freshness_checks_run_in_dagster(defs, instance) -> None:
+    assets = list(defs.assets) + list(defs.asset_checks or [])
+    sel = dg.AssetSelection.checks(
+        dg.AssetCheckKey(asset_key("raw.events"), "source_unique_raw_events_event_id"),
+        dg.AssetCheckKey(asset_key("fct_daily_customer_events"), "freshness"))
+    res = dg.materialize(assets, selection=sel, instance=instance)
+    evals = {(e.asset_key.to_user_string(), e.check_name): e for e in res.get_asset_check_evaluations()}
+    assert set(evals) == {("raw/events", "source_unique_raw_events_event_id"),
+                          ("fct_daily_customer_events", "freshness")}  # only what was selected
+    assert evals[("raw/events", "source_unique_raw_events_event_id")].passed  # a real dbt test on the source
+    fresh = evals[("fct_daily_customer_events", "freshness")]
+    # January 2024 data against a 50h limit: stale, as `sqlassets status` says
+    assert not fresh.passed and fresh.metadata["status"].value == "error"
+    assert fresh.metadata["lag_seconds"].value > 50 * 3600
