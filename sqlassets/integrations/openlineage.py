@@ -123,6 +123,7 @@ class OpenLineageListener:
         self._lineage: dict[str, Any] | None = None
         self._runs: dict[tuple[int, str, str], str] = {}  # (sqlassets run, asset, partition) -> OL run id
         self._parent: dict[int, str] = {}
+        self._static: dict[str, tuple[Any, list[Any], Any]] = {}
         self._lock = threading.Lock()
 
     # -- the listener protocol -------------------------------------------------------------------
@@ -212,16 +213,28 @@ class OpenLineageListener:
         if state.value == "FAIL" and event.error:
             run_facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
                 message=event.error, programmingLanguage="SQL")
-        output = self._dataset(asset, output=True)
+        job, inputs, output = self._static_parts(asset)
         if rows is not None and output is not None and state.value == "COMPLETE":
-            output.outputFacets = {"outputStatistics":
-                                   output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(rowCount=rows)}
-        inputs = [d for d in (self._dataset(self.graph[p], output=False) for p in asset.deps if p in self.graph)
-                  if d is not None]
+            import attr
+
+            output = attr.evolve(output, outputFacets={
+                "outputStatistics": output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(rowCount=rows)})
         self.client.emit(RunEvent(
             eventType=state, eventTime=_iso(event.time), producer=PRODUCER,
-            run=Run(runId=run_id, facets=run_facets), job=self._job(asset),
+            run=Run(runId=run_id, facets=run_facets), job=job,
             inputs=inputs, outputs=[output] if output is not None else []))
+
+    def _static_parts(self, asset: Asset) -> tuple[Any, list[Any], Any]:
+        """The job and datasets of an asset: the same for every partition, so built once per run."""
+        with self._lock:
+            parts = self._static.get(asset.key)
+        if parts is None:
+            inputs = [d for d in (self._dataset(self.graph[p], output=False) for p in asset.deps if p in self.graph)
+                      if d is not None]
+            parts = (self._job(asset), inputs, self._dataset(asset, output=True))
+            with self._lock:
+                self._static[asset.key] = parts
+        return parts
 
     # -- datasets and jobs -------------------------------------------------------------------------
     def _job(self, asset: Asset) -> Any:
