@@ -10,7 +10,9 @@ each as a whole process (interpreter start, imports, graph load, planning, state
   E  dbt's own microbatch `dbt run --event-time-start/--event-time-end` on the same model (side by side)
   F  a re-run of A with nothing missing (target: well under a second)
 
-The compiled-SQL cache and the dbt manifest are warmed first (a user's second run and every run after).
+The compiled-SQL cache, the statement cache (`sqlassets.run.statement_cache`: a warm run replays the
+asset's remembered statements without importing sqlglot) and the dbt manifest are warmed first, as a
+user's second run and every run after finds them.
 A-D and F run round-robin (one of each per round, `--repeat` rounds) and each prints its median, so a
 burst of load on a shared machine cannot land on one side of a ratio only.
 Usage: python bench/bench_backfill.py [--events 3660000] [--repeat 3] [--skip-dbt]
