@@ -121,16 +121,16 @@ class DuckDBAdapter(Adapter):
     def set_timezone(self, session: Session, timezone: str | None) -> None:
         """DuckDB casts a TIMESTAMP to TIMESTAMPTZ in the session's TimeZone (the machine's by default), so
         a partition's wall-clock bounds become instants in its own timezone only with TimeZone set to it."""
-        assert isinstance(session, DuckDBSession)
-        if session.timezone == timezone:
+        # Any Session (the UI wraps ours to record the SQL sent): only execute/query and two attributes.
+        if getattr(session, "timezone", None) == timezone:
             return
-        if session.default_timezone is None:
+        if getattr(session, "default_timezone", None) is None:
             session.default_timezone = str(session.query("SELECT current_setting('TimeZone')")[0][0])
         if timezone is None and session.timezone is None:
             return
         from sqlassets.run.windows import literal_sql
 
-        session.cursor.execute(f"SET TimeZone = {literal_sql(timezone or session.default_timezone, 'duckdb')}")
+        session.execute(f"SET TimeZone = {literal_sql(timezone or session.default_timezone, 'duckdb')}")
         session.timezone = timezone
 
     # -- catalog --------------------------------------------------------------------------------------
