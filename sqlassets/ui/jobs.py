@@ -138,6 +138,12 @@ class _RecordingSession:
         self._sink(sql)
         return self._inner.query(sql, params)
 
+    def run_atomic(self, statements: Any) -> Any:
+        """A unit's statements (one request on engines that batch them): each is noted, then sent."""
+        for sql in statements:
+            self._sink(sql)
+        return self._inner.run_atomic(statements)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
