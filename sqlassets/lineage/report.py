@@ -1,15 +1,17 @@
-"""The offline HTML lineage report: one file with the data, the app and cytoscape.js inlined.
+"""The offline HTML lineage report: one file with the data, the app and its libraries inlined.
 
 Why inline everything: the report is mailed around, attached to CI runs and opened on laptops
-without network; a CDN link or a sibling .js file breaks all of those. cytoscape.min.js (MIT,
-npm `cytoscape`, see static/README) is ~430 KB; the data is a compact JSON (nodes as
-[asset index, column, status], edges as a flat [source, target, kind, ...] list).
+without network; a CDN link or a sibling .js file breaks all of those. The front-end is the one
+`sqlassets ui` serves (sqlassets/ui/static: graph.js, lineage.js, app.css, and the vendored
+cytoscape + cytoscape-dagre, MIT, see static/vendor/README), so the report and the UI get the same
+fixes. It opens on the asset graph; columns are drawn inside their asset, with types and
+descriptions. The data is a compact JSON (nodes as [asset index, column, status], edges as a flat
+[source, target, kind, ...] list, sparse `types` / `descs` / `reasons` keyed by node id).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import html
 import json
 import os
 from collections import deque
@@ -25,7 +27,13 @@ _STATUS = {"resolved": 0, "declared": 1, "inferred": 2, "unresolved": 3}
 
 
 def _static(name: str) -> str:
-    return resources.files("sqlassets.lineage").joinpath("static", name).read_text(encoding="utf-8")
+    """A front-end file shared with the UI (sqlassets/ui/static)."""
+    return resources.files("sqlassets.ui").joinpath("static", name).read_text(encoding="utf-8")
+
+
+# inlined in this order: libraries first, then the shared views, then the report's page script
+_VENDOR = ("vendor/cytoscape.min.js", "vendor/cytoscape-dagre.min.js")
+_APP = ("graph.js", "lineage.js", "report-page.js")
 
 
 def _closure(cg: ColumnGraph, start: set[int]) -> set[int]:
@@ -64,13 +72,19 @@ def report_data(cg: ColumnGraph, keys: Sequence[str] | None = None, graph: Any =
             idx = asset_index[key] = len(assets)
             a = graph.get(key) if graph is not None else None
             rec = cg.assets.get(key)
-            assets.append({
+            entry = {
                 "key": key,
                 "kind": a.kind if a is not None else ("external" if rec is None else "asset"),
                 "path": (a.path or "") if a is not None else "",
                 "columns": [],
                 "reason": (rec.unresolved.get("*") or "") if rec is not None else "",
-            })
+            }
+            if a is not None:
+                from sqlassets.ui.data import folder_of
+
+                entry.update(description=a.description or "", group=a.group or "", owner=a.owner or "",
+                             folder=folder_of(a))
+            assets.append(entry)
         return idx
 
     # assets in project (topological) order first, so the browser lists them as the project reads
@@ -79,6 +93,9 @@ def report_data(cg: ColumnGraph, keys: Sequence[str] | None = None, graph: Any =
             asset_of(key)
     nodes = []
     reasons: dict[int, str] = {}
+    types: dict[int, str] = {}
+    descs: dict[int, str] = {}
+    declared: dict[str, dict[str, Any]] = {}
     for new, old in enumerate(order):
         info = cg.info[old]
         ai = asset_of(info.asset)
@@ -87,6 +104,22 @@ def report_data(cg: ColumnGraph, keys: Sequence[str] | None = None, graph: Any =
         why = info.reason or info.note
         if why:
             reasons[new] = why
+        if graph is not None:
+            cols = declared.get(info.asset)
+            if cols is None:
+                a = graph.get(info.asset)
+                cols = declared[info.asset] = {c.name.lower(): c for c in a.columns} if a is not None else {}
+            col = cols.get(info.column.lower())
+            if col is not None:
+                if col.type:
+                    types[new] = col.type
+                if col.description:
+                    descs[new] = col.description
+    if graph is not None:
+        # asset-level edges among the assets in the report (the Assets view)
+        for entry in assets:
+            a = graph.get(entry["key"])
+            entry["deps"] = sorted(asset_index[d] for d in (a.deps if a is not None else ()) if d in asset_index)
     edges: list[int] = []
     for old in order:
         dst = remap[old]
@@ -100,21 +133,27 @@ def report_data(cg: ColumnGraph, keys: Sequence[str] | None = None, graph: Any =
         "nodes": nodes,
         "edges": edges,
         "reasons": reasons,
+        "types": types,
+        "descs": descs,
     }
 
 
 def render_report(data: dict[str, Any]) -> str:
-    template = _static("report.html")
-    cytoscape = _static("cytoscape.min.js")
+    from markupsafe import Markup
+
+    from sqlassets.ui.server import templates
+
     payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
     # Inside <script>, "</" could end the element early; JSON allows "<\/" for the same text.
     payload = payload.replace("</", "<\\/")
-    if "</script" in cytoscape.lower():
-        raise RuntimeError("bundled cytoscape.min.js contains '</script'; it cannot be inlined as is")
-    title = html.escape(data.get("project") or "project")
-    head, rest = template.split("__DATA__", 1)
-    mid, tail = rest.split("__CYTOSCAPE__", 1)
-    return head.replace("__TITLE__", title) + payload + mid + cytoscape + tail
+    vendor = "\n".join(_static(n) for n in _VENDOR)
+    app = "\n".join(_static(n) for n in _APP)
+    for name, text in (("vendor", vendor), ("app", app)):
+        if "</script" in text.lower():
+            raise RuntimeError(f"inlined {name} JavaScript contains '</script'; it cannot be inlined as is")
+    return templates().get_template("report.html").render(
+        title=data.get("project") or "project", generated=data.get("generated", ""), css=Markup(_static("app.css")),
+        data=Markup(payload), vendor=Markup(vendor), app=Markup(app))
 
 
 def write_report(cg: ColumnGraph, out: Path, *, keys: Sequence[str] | None = None, graph: Any = None,

@@ -95,7 +95,7 @@ class UiState:
             return self._lineage_json
 
 
-def _templates():
+def templates():
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.PackageLoader("sqlassets.ui", "templates"),
@@ -114,7 +114,7 @@ def build_app(ui: UiState):
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
 
-    env = _templates()
+    env = templates()
 
     def page(name: str, request: Request, status_code: int = 200, **ctx: Any) -> HTMLResponse:
         html = env.get_template(name).render(project=ui.project.name, csrf=ui.guard.csrf,

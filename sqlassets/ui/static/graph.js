@@ -9,8 +9,8 @@
 (function () {
   "use strict";
   var STATE_COLORS = { done: "#2da44e", stale: "#d4a72c", missing: "#afb8c1", failed: "#cf222e",
-                       running: "#0969da", observed: "#ffffff" };
-  var STATE_RANK = { failed: 0, running: 1, stale: 2, missing: 3, done: 4, observed: 5 };
+                       running: "#0969da", observed: "#ffffff", asset: "#ddf4ff" };
+  var STATE_RANK = { failed: 0, running: 1, stale: 2, missing: 3, done: 4, asset: 5, observed: 6 };
   var DAGRE_MAX = 300, AUTO_COLLAPSE = 250;
 
   function SqlAssetsGraph(container, opts) {
