@@ -71,13 +71,18 @@ class UiState:
         keys = [k for k in keys if k in self.graph and not self.graph[k].is_external and self.graph[k].kind != "seed"]
         missing = [k for k in keys if k not in self._compiled]
         if missing:
+            with self._lock:  # one dbt compile at a time in this process (lineage compiles too)
+                self._compile(missing)
+        return {k: self._compiled[k] for k in keys if k in self._compiled}
+
+    def _compile(self, missing: list[str]) -> None:
+        if missing:
             from sqlassets.dbt.compile import compiled_sql
 
             try:
                 self._compiled.update(compiled_sql(self.project, self.graph, missing))
             except UserError:
                 pass
-        return {k: self._compiled[k] for k in keys if k in self._compiled}
 
     def lineage_json(self) -> bytes:
         """The column lineage of the whole project in the report's format (built once, cached on disk)."""
@@ -91,7 +96,7 @@ class UiState:
                 built = build_lineage(self.project, self.graph)
                 self._lineage = built.columns
                 payload = report_data(built.columns, None, self.graph, self.project.name)
-                self._lineage_json = orjson.dumps(payload)
+                self._lineage_json = orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS)
             return self._lineage_json
 
 
@@ -195,12 +200,8 @@ def build_app(ui: UiState):
             return json_response({"sql": "", "note": f"a {asset.kind} has no SQL"})
 
         def compile_one() -> dict[str, Any]:
-            from sqlassets.dbt.compile import compiled_sql
-
-            try:
-                return {"sql": compiled_sql(ui.project, ui.graph, [key]).get(key, "")}
-            except UserError as exc:
-                return {"sql": "", "note": str(exc)}
+            sql = ui.compiled([key]).get(key, "")
+            return {"sql": sql} if sql else {"sql": "", "note": "could not compile it; see `sqlassets show`"}
 
         return json_response(await run_in_threadpool(compile_one))
 

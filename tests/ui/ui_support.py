@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import _RUN_ARTIFACTS, SAMPLE_PROJECT, invoke
+from conftest import _RUN_ARTIFACTS, SAMPLE_PROJECT
 
 SQLASSETS = [sys.executable, "-m", "sqlassets"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
@@ -68,8 +68,10 @@ def build_sample(dest: Path) -> Path:
         fh.write(f"# {SECRET}\n")
     subprocess.run([sys.executable, str(root / "generate_data.py"), "--path", str(root / "data" / "warehouse.duckdb"),
                     "--end", "2024-01-31"], check=True, capture_output=True)
-    res = invoke(["--project", str(root), "materialize", "--partitions", "2024-01-01..2024-01-07"])
-    assert res.exit_code == 0, res.stdout + res.stderr
+    # in a child process: an in-process dbt compile would keep its DuckDB lock in the test process
+    res = subprocess.run([*SQLASSETS, "--project", str(root), "materialize", "--partitions", "2024-01-01..2024-01-07"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
     return root
 
 
