@@ -546,6 +546,11 @@ class Scheduler:
         except UserError as exc:
             self.echo(f"  {name}: error: {exc}")
             return TickOutcome(name, tick, targets, "failed", message=str(exc))
+        except Exception as exc:  # noqa: BLE001 - one bad tick (warehouse down...) must not stop the scheduler
+            from sqlassets.run.executor import one_line
+
+            self.echo(f"  {name}: error: {one_line(exc)}; the next tick tries again")
+            return TickOutcome(name, tick, targets, "failed", message=one_line(exc))
         if summary is None or summary.run_id is None:
             self.echo(f"  {name}: nothing to do")
             return TickOutcome(name, tick, targets, "nothing")

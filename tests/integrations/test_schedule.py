@@ -138,3 +138,26 @@ def test_freshness_judgement_and_durations() -> None:
 
     with pytest.raises(ConfigError, match="duration like"):
         parse_duration("soon", "warn_after", "sqlassets.yml")
+
+
+def test_a_failing_tick_does_not_stop_the_scheduler(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    calls: list[dict] = []
+
+    def flaky_run(project, graph, req, **kw):  # the executor itself is tested elsewhere; this is the loop
+        calls.append(dict(req.requested))
+        if len(calls) == 1:
+            raise OSError("warehouse unreachable")
+        from sqlassets.run.executor import execute_request
+
+        return execute_request(project, graph, req, **kw)
+
+    project = load_project(root)
+    graph = load_graph(project)
+    lines: list[str] = []
+    sched = Scheduler(project, graph, load_automation(project, graph), clock=FakeClock(
+        datetime(2024, 1, 5, 2, 59, tzinfo=UTC)), echo=lines.append, run=flaky_run)
+    out = sched.run(max_ticks=3, only="nightly")
+    assert [o.status for o in out] == ["failed", "success", "success"]
+    assert any("warehouse unreachable; the next tick tries again" in line for line in lines)
+    assert [c["daily"] for c in calls] == [["2024-01-04"], ["2024-01-05"], ["2024-01-06"]]
