@@ -33,6 +33,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -139,6 +140,20 @@ def _kinds(project: Project, asset: Asset) -> set[str]:
         kinds.add("seed")
     kinds.add(project.warehouse.type)
     return kinds
+
+
+@lru_cache(maxsize=1)
+def _run_config_class() -> type:
+    """The run config every sqlassets asset takes (one pydantic class, built once)."""
+    import dagster as dg
+
+    class SqlassetsRun(dg.Config):
+        """How the sqlassets executor runs the partitions Dagster asks for."""
+
+        mode: str = "all"  # all: rebuild what was asked; stale / missing: only what needs it
+        batch_size: int = 1  # contiguous partitions written by one statement (batchable assets)
+
+    return SqlassetsRun
 
 
 class DagsterBuilder:
@@ -286,17 +301,11 @@ class DagsterBuilder:
             policy = dg.BackfillPolicy.multi_run(1)
         builder = self
 
-        class SqlassetsRun(dg.Config):
-            """How the sqlassets executor runs the partitions Dagster asks for."""
-
-            mode: str = "all"  # all: rebuild what was asked; stale / missing: only what needs it
-            batch_size: int = 1  # contiguous partitions written by one statement (batchable assets)
-
         def _op(context, config):  # type: ignore[no-untyped-def]
             yield from builder.execute(context, asset, config.mode, config.batch_size)
 
         # Real annotations (this module uses postponed ones, which Dagster cannot resolve in a closure).
-        _op.__annotations__ = {"context": dg.AssetExecutionContext, "config": SqlassetsRun}
+        _op.__annotations__ = {"context": dg.AssetExecutionContext, "config": _run_config_class()}
         return dg.multi_asset(name=f"sqlassets__{_name(asset.key)}", specs=[self.spec(asset, partitions_def=dpart)],
                               check_specs=self.check_specs(asset), backfill_policy=policy,
                               op_tags={"sqlassets/asset": asset.key})(_op)
