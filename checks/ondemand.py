@@ -85,9 +85,9 @@ def run_on_demand(project: Project, graph: AssetGraph, *, select: Sequence[str] 
         con.close()
     run_id = None
     if store:
-        from sqlassets.run.state import StateStore
+        from sqlassets.run.state import open_state
 
-        with StateStore(project.state_dir) as state:
+        with open_state(project) as state:
             run_id = state.start_run("check", command=command,
                                      options={"select": list(select), "exclude": list(exclude),
                                               "partitions": partitions}, started_at=started_at)

@@ -7,6 +7,7 @@ folders, the state dir and later settings:
     state_dir: .sqlassets       # state database, caches (default)
     checks_paths: [checks]      # Great Expectations suites
     warehouse: {type: duckdb, path: data/warehouse.duckdb}   # overrides the dbt profile
+    state: {url: "{{ env_var('SQLASSETS_STATE_URL') }}"}     # shared PostgreSQL state (see run/state/config.py)
 """
 
 from __future__ import annotations
@@ -90,7 +91,8 @@ def _as_paths(root: Path, value: Any, key: str, settings_path: Path) -> tuple[Pa
 # Every key sqlassets.yml may hold. An unknown key is an error, never ignored: a typo such as
 # `check_paths:` would otherwise silently turn a feature off. Add new settings here.
 SETTINGS_KEYS = frozenset({"sql_paths", "state_dir", "checks_paths", "warehouse", "checks",
-                           "openlineage", "schedules", "sensors", "freshness"})  # the last four: integrations
+                           "openlineage", "schedules", "sensors", "freshness",  # these four: integrations
+                           "state"})
 CHECKS_KEYS = frozenset({"default_severity", "dbt_tests", "engine", "suites"})
 # `warehouse:` keys per type: the dbt profile keys of that adapter (the block overrides the profile).
 _COMMON_WAREHOUSE_KEYS = frozenset({"type", "database", "schema", "threads"})
@@ -157,6 +159,9 @@ def _load_settings(root: Path) -> Settings:
         if not p.is_dir():
             raise ConfigError(f"checks_paths folder {p} does not exist; create it or fix checks_paths",
                               path=str(path))
+    from sqlassets.run.state.config import state_config
+
+    state_config(raw.get("state"), path)  # a bad `state:` block fails every command, not only runs
     state = raw.get("state_dir", ".sqlassets")
     if not isinstance(state, str):
         raise ConfigError("'state_dir' must be a folder path", path=str(path))

@@ -18,6 +18,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+# a real PostgreSQL server per session, for the state-store tests (see tests/pg_server.py)
+from pg_server import pg_schema, pg_server  # noqa: E402,F401
+
 from sqlassets.graph import AssetGraph
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -79,7 +82,8 @@ class CliResult:
     stderr: str
 
 
-def invoke(args: Sequence[str], *, env: dict[str, str | None] | None = None) -> CliResult:
+def invoke(args: Sequence[str], *, env: dict[str, str | None] | None = None, input: str | None = None
+           ) -> CliResult:
     """Run `sqlassets.cli.main(args)` inside click's CliRunner isolation; return code and both streams.
 
     `main` is the installed entry point (UserError -> `error: ...`, exit 2), so this is what users
@@ -89,7 +93,7 @@ def invoke(args: Sequence[str], *, env: dict[str, str | None] | None = None) -> 
 
     runner = CliRunner()
     code = 0
-    with runner.isolation(env=env) as (out, err, _mixed):
+    with runner.isolation(input=input, env=env) as (out, err, _mixed):
         try:
             main(list(args))
         except SystemExit as exc:

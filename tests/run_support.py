@@ -107,6 +107,7 @@ def run_cli(root: Path, *args: str, timeout: float = 120, env: dict[str, str] | 
                           text=True, timeout=timeout, env=full_env)
 
 
-def popen_cli(root: Path, *args: str) -> subprocess.Popen[str]:
+def popen_cli(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen([PYTHON, "-m", "sqlassets", "--project", str(root), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})

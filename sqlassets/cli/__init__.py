@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ci": ("sqlassets.cli.check_cmds:ci", "CI gate: build what changed against production, run checks."),
     "ui": ("sqlassets.cli.ui_cmds:ui", "Local web UI: asset graph, partitions, runs, checks, lineage."),
     "schedule": ("sqlassets.cli.schedule_cmds:schedule", "Run declared schedules and sensors in the foreground."),
+    "state": ("sqlassets.cli.state_cmds:state", "The run-state store: info, migrate, export, import."),
+    "unlock": ("sqlassets.cli.state_cmds:unlock", "Clear a run's lease on an asset by hand."),
 }
 
 

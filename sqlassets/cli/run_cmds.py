@@ -133,9 +133,9 @@ def backfill(ctx: click.Context, **kwargs: Any) -> None:
 def backfill_resume(obj: CliContext, backfill_id: int, concurrency: int | None, batch_size: int | None,
                     dry_run: bool, wait: bool, quiet: bool) -> None:
     """Run what a backfill has not finished yet (missing and failed partitions)."""
-    from sqlassets.run.state import StateStore
+    from sqlassets.run.state import open_state
 
-    with StateStore(obj.project.state_dir, readonly=True) as st:
+    with open_state(obj.project, readonly=True) as st:
         bf = st.backfill(backfill_id)
     if bf is None:
         from sqlassets.errors import UserError
@@ -159,9 +159,9 @@ def backfill_list(obj: CliContext, output: str) -> None:
     """Backfills with their progress."""
     import json
 
-    from sqlassets.run.state import StateStore
+    from sqlassets.run.state import open_state
 
-    st = StateStore.for_history(obj.project.state_dir)
+    st = open_state(obj.project, history=True)
     try:
         st.reap_crashed()
         rows = []
@@ -207,14 +207,14 @@ def status(obj: CliContext, select: tuple[str, ...], exclude: tuple[str, ...], o
     """Done / failed / missing / stale partitions per asset."""
     import json
 
-    from sqlassets.run.state import StateStore
+    from sqlassets.run.state import open_state
     from sqlassets.run.status import compute_status
 
     graph = obj.graph
     from sqlassets.selection import select_keys
 
     keys = select_keys(graph, select or None, exclude or None)
-    st = StateStore(obj.project.state_dir, readonly=True)
+    st = open_state(obj.project, readonly=True)
     try:
         statuses = compute_status(graph, keys, st)
         fresh = freshness_for(obj.project, graph, keys, st)
@@ -265,9 +265,9 @@ def runs(obj: CliContext, run_id: int | None, limit: int, all_steps: bool, outpu
     import json
 
     from sqlassets.errors import UserError
-    from sqlassets.run.state import StateStore
+    from sqlassets.run.state import open_state
 
-    st = StateStore.for_history(obj.project.state_dir)
+    st = open_state(obj.project, history=True)
     try:
         st.reap_crashed()
         if run_id is None:

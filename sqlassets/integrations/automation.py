@@ -512,9 +512,9 @@ class Scheduler:
         return out
 
     def evaluate_sensor(self, sensor: Sensor, now: datetime) -> TickOutcome:
-        from sqlassets.run.state import StateStore
+        from sqlassets.run.state import open_state
 
-        st = StateStore.for_history(self.project.state_dir)
+        st = open_state(self.project, history=True)
         try:
             targets = stale_targets(self.graph, sensor.keys, st, now)
         finally:

@@ -316,7 +316,7 @@ class DagsterBuilder:
 
         from sqlassets.errors import UserError
         from sqlassets.run.executor import RunOptions, RunRequest, execute_request
-        from sqlassets.run.state import StateStore
+        from sqlassets.run.state import open_state
 
         if mode not in ("all", "stale", "missing"):
             raise dg.Failure(f"mode must be all, stale or missing, not {mode!r}")
@@ -357,7 +357,7 @@ class DagsterBuilder:
         md: dict[str, Any] = {"sqlassets/mode": mode, "partitions written": summary.done}
         if summary.run_id is not None:
             md[RUN_TAG] = summary.run_id
-            with StateStore(self.project.state_dir, readonly=True) as st:
+            with open_state(self.project, readonly=True) as st:
                 rows = sum(s["rows"] or 0 for s in st.steps(summary.run_id) if s["status"] == "done")
             md["dagster/row_count"] = rows
         else:
@@ -455,9 +455,9 @@ class DagsterBuilder:
         """Materializations recorded by sqlassets runs not started from Dagster, newer than `since`."""
         import dagster as dg
 
-        from sqlassets.run.state import StateStore
+        from sqlassets.run.state import open_state
 
-        st = StateStore.for_history(self.project.state_dir)
+        st = open_state(self.project, history=True)
         events: list[Any] = []
         cursor = since or 0.0
         try:

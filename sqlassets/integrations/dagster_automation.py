@@ -106,12 +106,12 @@ def _sensor(builder: DagsterBuilder, sn: Sensor) -> Any:
 
     from sqlassets.integrations.automation import stale_targets
     from sqlassets.integrations.dagster import asset_key
-    from sqlassets.run.state import StateStore
+    from sqlassets.run.state import open_state
 
     keys = [k for k in sn.keys if builder.buildable(builder.graph[k])]
 
     def _evaluate(context):  # type: ignore[no-untyped-def]
-        st = StateStore.for_history(builder.project.state_dir)
+        st = open_state(builder.project, history=True)
         try:
             targets = stale_targets(builder.graph, keys, st)
         finally:
@@ -138,7 +138,7 @@ def _freshness(builder: DagsterBuilder, auto: Automation) -> tuple[Any, Any]:
 
     from sqlassets.integrations.automation import freshness_of
     from sqlassets.integrations.dagster import asset_key
-    from sqlassets.run.state import StateStore
+    from sqlassets.run.state import open_state
 
     specs = [dg.AssetCheckSpec("freshness", asset=asset_key(k),
                                description=f"warn after {f.warn_after}s, error after {f.error_after}s "
@@ -146,7 +146,7 @@ def _freshness(builder: DagsterBuilder, auto: Automation) -> tuple[Any, Any]:
              for k, f in auto.freshness.items()]
 
     def _check(context):  # type: ignore[no-untyped-def]
-        st = StateStore.for_history(builder.project.state_dir)
+        st = open_state(builder.project, history=True)
         try:
             for key, limits in auto.freshness.items():
                 ck = dg.AssetCheckKey(asset_key(key), "freshness")

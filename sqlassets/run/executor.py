@@ -33,7 +33,7 @@ from sqlassets.run.partitions import (
     map_partitions,
 )
 from sqlassets.run.planner import Plan, build_plan, identity
-from sqlassets.run.state import LeaseConflict, StateStore, UnitRecord
+from sqlassets.run.state import LeaseConflict, StateStore, UnitRecord, open_state
 from sqlassets.run.statement_cache import INCREMENTAL, CachedMaterializer, StatementCache, remember
 from sqlassets.selection import select_keys
 
@@ -666,7 +666,7 @@ def execute_request(project: Project, graph: AssetGraph, req: RunRequest, *,
     # Planning only reads: a refusal (bad partition key, unknown backfill, nothing selected) or a
     # --dry-run writes nothing, not even a new state database or a crashed-run cleanup. The store is
     # reopened for writing once the plan stands.
-    state = StateStore(project.state_dir, readonly=True)
+    state = open_state(project, readonly=True)
     try:
         backfill_id = req.resume
         requested = None
@@ -719,7 +719,7 @@ def execute_request(project: Project, graph: AssetGraph, req: RunRequest, *,
                         dry.close()
             return plan, None
         state.close()
-        state = StateStore(project.state_dir)
+        state = open_state(project)
         state.reap_crashed()
         if req.resume is not None:
             _refuse_if_running(state, req.resume)

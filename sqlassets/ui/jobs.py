@@ -206,10 +206,10 @@ class Jobs:
     # -- plan -------------------------------------------------------------------------------------------
     def _run_request(self, req: ActionRequest, *, dry_run: bool, command: str = ""):
         from sqlassets.run.executor import RunOptions, RunRequest
-        from sqlassets.run.state import StateStore
+        from sqlassets.run.state import open_state
 
         if req.action == "resume":
-            with StateStore(self.project.state_dir, readonly=True) as st:
+            with open_state(self.project, readonly=True) as st:
                 bf = st.backfill(int(req.backfill_id or 0))
             if bf is None:
                 raise UserError(f"no backfill {req.backfill_id}; see the backfills list")
@@ -293,9 +293,9 @@ class Jobs:
 
     def _find_run(self, job: Job) -> None:
         """The state-store run this job started: ours by pid and by the command we stored on it."""
-        from sqlassets.run.state import StateStore
+        from sqlassets.run.state import open_state
 
-        st = StateStore.for_history(self.project.state_dir)
+        st = open_state(self.project, history=True)
         try:
             for r in st.runs(20):
                 if r.get("pid") == os.getpid() and r.get("command") == job.command:

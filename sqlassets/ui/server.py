@@ -45,9 +45,9 @@ class UiState:
         self._lock = threading.Lock()
 
     def state(self):
-        from sqlassets.run.state import StateStore
+        from sqlassets.run.state import open_state
 
-        return StateStore(self.project.state_dir, readonly=True)
+        return open_state(self.project, readonly=True)
 
     def running(self, st) -> set[str]:
         return data.running_assets(self.graph, st, self.jobs.running_assets())

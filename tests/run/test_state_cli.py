@@ -1,0 +1,91 @@
+"""`sqlassets unlock`, `state info` and `state migrate` through the CLI (in-process), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from conftest import invoke
+from pg_server import PgServer
+from run_support import make_project
+
+from sqlassets.run.state import LeaseLost, StateStore, UnitRecord
+from sqlassets.run.state.postgres import PostgresBackend
+
+ENV = "SQLASSETS_STATE_URL"
+
+
+def cli(root: Path, *args: str, **kw):  # noqa: ANN003, ANN201
+    return invoke(["--project", str(root), *args], **kw)
+
+
+def test_unlock_asks_then_clears_and_the_holder_stops(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "p", days=2, end="2024-01-03", monthly=False)
+    with StateStore(root / ".sqlassets") as st:
+        run = st.start_run("backfill", command="holder", options={})
+        st.acquire_leases(["daily", "summary"], run)
+        info = cli(root, "state", "info")
+        assert info.exit_code == 0 and "'daily' held by run 1" in info.stdout and "expires in" in info.stdout
+        # no answer on stdin: refused, nothing cleared
+        r = cli(root, "unlock", "daily")
+        assert r.exit_code == 2 and "pass --yes" in r.stderr and r.stderr.count("\n") == 1
+        assert "may still be running" in r.stdout
+        r = cli(root, "unlock", "daily", input="n\n")
+        assert r.exit_code == 1 and "nothing unlocked" in r.stdout
+        assert {x["asset"] for x in st.leases()} == {"daily", "summary"}
+        r = cli(root, "unlock", "daily", input="y\n")
+        assert r.exit_code == 0 and "unlocked 1 lease(s): daily" in r.stdout
+        assert {x["asset"] for x in st.leases()} == {"summary"}
+        # the holder finds out at its next state write, and records nothing
+        t = time.time()
+        with pytest.raises(LeaseLost, match="lost its lease on 'daily'"):
+            st.record_units(run, [UnitRecord("daily", "2024-01-01", "done", t, t)])
+        r = cli(root, "unlock", "--run", str(run), "--yes")
+        assert r.exit_code == 0 and "summary" in r.stdout and st.leases() == []
+    r = cli(root, "unlock", "daily", "--yes")
+    assert r.exit_code == 2 and "no lease on asset 'daily'" in r.stderr
+    r = cli(root, "unlock")
+    assert r.exit_code == 2 and "ASSET or --run" in r.stderr
+
+
+def test_unlock_a_crashed_runs_lease_marks_it_crashed(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "p", days=2, end="2024-01-03", monthly=False, summary=False)
+    with StateStore(root / ".sqlassets", lease_ttl=1.0) as st:
+        run = st.start_run("backfill", command="holder", options={})
+        st.acquire_leases(["daily"], run)
+        st._stop_heartbeat(run)  # as if its process froze: no more renewals
+        st._s.execute("UPDATE leases SET host='elsewhere', host_id='elsewhere'")
+        st._s.execute("UPDATE runs SET host='elsewhere', host_id='elsewhere'")
+        time.sleep(1.2)
+        r = cli(root, "state", "info")
+        assert "expired" in r.stdout
+    r = cli(root, "unlock", "daily", "--yes")
+    assert r.exit_code == 0 and "may still be running" not in r.stdout
+    with StateStore(root / ".sqlassets", readonly=True) as st:
+        assert st.run(1)["status"] == "crashed"
+
+
+def test_postgres_state_migrate_through_the_cli(tmp_path: Path, pg_server: PgServer, pg_schema: str) -> None:
+    root = make_project(tmp_path / "p", days=2, end="2024-01-03", monthly=False, summary=False)
+    (root / "sqlassets.yml").write_text(
+        "warehouse: {type: duckdb, path: warehouse.duckdb}\n"
+        f"state: {{url: \"{{{{ env_var('{ENV}') }}}}\", schema: {pg_schema}}}\n")
+    env = {ENV: pg_server.url}
+    r = cli(root, "state", "migrate", env=env)
+    assert r.exit_code == 0 and "created the state" in r.stdout and "schema version 2" in r.stdout
+    assert "***" in r.stdout and pg_server.url not in r.stdout
+    with StateStore(backend=PostgresBackend(pg_server.url, pg_schema)) as st:  # back to version 1
+        st._s.execute("DELETE FROM schema_migrations WHERE version=2")
+        for table in ("leases", "runs"):
+            for col in ("host_id", "heartbeat_at", "expires_at"):
+                st._s.execute(f"ALTER TABLE {table} DROP COLUMN {col}")
+    assert cli(root, "status", env=env).exit_code == 0  # reading works on the older schema
+    r = cli(root, "materialize", env=env)
+    assert r.exit_code == 2 and "run `sqlassets state migrate`" in r.stderr
+    r = cli(root, "state", "migrate", env=env)
+    assert r.exit_code == 0 and "from schema version 1 to 2" in r.stdout
+    r = cli(root, "materialize", env=env)
+    assert r.exit_code == 0, r.stderr
+    r = cli(root, "state", "migrate", env=env)
+    assert "nothing to do" in r.stdout
