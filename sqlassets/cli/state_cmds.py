@@ -90,12 +90,13 @@ def migrate(obj: CliContext) -> None:
 
 
 @state.command("export")
-@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default=Path("-"),
+                required=False)
 @click.option("--sqlite", "sqlite_db", type=click.Path(exists=True, path_type=Path), default=None,
               help="Export this SQLite state (a state.db or a state dir) instead of the project's state.")
 @click.pass_obj
 def export(obj: CliContext, file: Path, sqlite_db: Path | None) -> None:
-    """Write runs, backfills, materializations and check results to FILE (JSON Lines; - for stdout)."""
+    """Write runs, backfills, materializations and check results to FILE (JSON Lines; default stdout)."""
     from sqlassets.errors import UserError
     from sqlassets.run.state import StateStore
     from sqlassets.run.state.portable import export_state, export_to_path

@@ -314,6 +314,8 @@ def test_readonly_store_on_missing_db_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_readonly_postgres_store_creates_nothing(pg_server: PgServer, pg_schema: str) -> None:
-    with StateStore(backend=PostgresBackend(pg_server.url, pg_schema), readonly=True) as st:
-        assert st.all_materializations() == {} and st.runs() == [] and st.schema_version == 0
-        assert st.backend.table_names(st._s.raw) == set()
+    for kw in ({"readonly": True}, {"create": False}):  # status / runs, backfill list, unlock
+        with StateStore(backend=PostgresBackend(pg_server.url, pg_schema), **kw) as st:
+            assert st.all_materializations() == {} and st.runs() == [] and st.schema_version == 0
+            assert st.reap_crashed() == [] and st.leases() == []
+            assert st.backend.table_names(st._s.raw) == set()

@@ -104,6 +104,8 @@ def test_export_from_sqlite_import_into_postgres(tmp_path: Path, pg_server: PgSe
     export = tmp_path / "state.jsonl"
     r = cli(root, "state", "export", str(export))
     assert r.exit_code == 0, r.stderr
+    to_stdout = cli(root, "state", "export")  # no FILE: the same lines on stdout
+    assert to_stdout.stdout.splitlines()[1:] == export.read_text().splitlines()[1:]
     assert oct(export.stat().st_mode & 0o777) == "0o600"
     # switch the project to the shared state and import
     env = {ENV: pg_server.url}

@@ -96,5 +96,5 @@ def open_state(project: Project, *, readonly: bool = False, history: bool = Fals
     cfg = project_state_config(project)
     backend = make_backend(project, cfg)
     if history:
-        readonly = not backend.exists()
+        return StateStore(backend=backend, readonly=not backend.exists(), lease_ttl=cfg.lease_ttl, create=False)
     return StateStore(backend=backend, readonly=readonly, lease_ttl=cfg.lease_ttl)

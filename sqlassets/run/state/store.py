@@ -117,11 +117,12 @@ class StateStore:
     """Thread-safe store over one connection (the executor writes from its coordinator thread).
 
     `StateStore(state_dir)` is the SQLite store of a state dir; `open_state(project)` picks the backend
-    the project configures. `readonly` never creates, migrates or writes anything.
+    the project configures. `readonly` never creates, migrates or writes anything; `create=False` may
+    write to an existing state but never creates one (an empty PostgreSQL schema stays empty).
     """
 
     def __init__(self, state_dir: Path | None = None, *, readonly: bool = False, backend: Any = None,
-                 lease_ttl: float = DEFAULT_TTL) -> None:
+                 lease_ttl: float = DEFAULT_TTL, create: bool = True) -> None:
         if backend is None:
             if state_dir is None:
                 raise TypeError("StateStore needs a state_dir or a backend")
@@ -139,6 +140,7 @@ class StateStore:
         self._held: dict[int, set[str]] = {}  # run id -> assets it leases (renewed by its heartbeat)
         self._beats: dict[int, Heartbeat] = {}
         self.schema_version = 0
+        self._create = create
         if readonly and not backend.exists():
             return
         problem = backend.problem()
@@ -211,6 +213,8 @@ class StateStore:
                              f"({SCHEMA_VERSION}); upgrade sqlassets (the state is left as it is)",
                              path=self.location)
         self.schema_version = version
+        if version == 0 and not self._create:
+            self.readonly = True
         if version < SCHEMA_VERSION and not self.readonly:
             if self.dialect.name != "sqlite" and version > 0:
                 raise StateError(f"state schema version {version} is older than this sqlassets "
