@@ -122,6 +122,13 @@ def dagster_partitions(pdef: PartitionsDef | None, cache: dict[str, Any] | None 
     return out
 
 
+def sqlassets_key(dagster_key: str) -> str:
+    """Dagster partition key -> sqlassets key. The same text, except the hour a DST fall-back repeats:
+    Dagster names its second occurrence `2024-10-27T02+0100`; sqlassets keys wall-clock hours and has one
+    partition for that hour, so both map to it."""
+    return re.sub(r"[+-]\d{4}$", "", dagster_key)
+
+
 def _owner(owner: str | None) -> list[str]:
     if not owner:
         return []
@@ -323,7 +330,8 @@ class DagsterBuilder:
         partitions = None
         if context.has_partition_key_range or context.has_partition_key:
             rng = context.partition_key_range
-            partitions = rng.start if rng.start == rng.end else f"{rng.start}..{rng.end}"
+            start, end = sqlassets_key(rng.start), sqlassets_key(rng.end)
+            partitions = start if start == end else f"{start}..{end}"
         results: list[Any] = []
         hook = None
         if asset.key in self.checks:
@@ -465,10 +473,13 @@ class DagsterBuilder:
             commands: dict[int, str] = {}
             for key, parts in mats.items():
                 pdef = self.partitions_def(self.graph[key])
+                known = set(pdef.get_partition_keys()) if pdef is not None else None
                 for part, m in sorted(parts.items()):
                     if not m.done or m.materialized_at is None or (since is not None and m.materialized_at <= since):
                         continue
                     cursor = max(cursor, m.materialized_at)
+                    if known is not None and part not in known:
+                        continue  # e.g. a wall-clock hour a DST spring-forward skips: no such Dagster partition
                     if m.run_id is not None and m.run_id not in commands:
                         run = st.run(m.run_id)
                         commands[m.run_id] = (run or {}).get("command") or ""

@@ -318,6 +318,18 @@ def test_every_grain_and_timezone_maps_to_the_same_keys(grain: str, start: str, 
         assert dpart.get_partition_keys(current_time=now) == ours, (grain, now)
 
 
+def test_the_hour_a_dst_fall_back_repeats_runs_the_one_sqlassets_partition() -> None:
+    from sqlassets.integrations.dagster import dagster_partitions, sqlassets_key
+    from sqlassets.run.partitions import make_time_def
+
+    pdef = make_time_def("hourly", "2024-10-27 00:00", end="2024-10-27 05:00", timezone="Europe/Berlin")
+    dkeys = dagster_partitions(pdef).get_partition_keys(current_time=datetime(2024, 11, 1, tzinfo=UTC))
+    assert "2024-10-27T02+0100" in dkeys
+    ours = pdef.keys(datetime(2024, 11, 1, tzinfo=UTC))
+    assert sorted({sqlassets_key(k) for k in dkeys}) == ours
+    assert all(pdef.parse_key(sqlassets_key(k)) == sqlassets_key(k) for k in dkeys)
+
+
 def test_static_partitions_map_to_static() -> None:
     from sqlassets.integrations.dagster import dagster_partitions
     from sqlassets.run.partitions import StaticPartitionsDef
