@@ -696,6 +696,7 @@ def execute_request(project: Project, graph: AssetGraph, req: RunRequest, *,
             selected = select_keys(graph, req.select or None, req.exclude or None)
             if not selected:
                 raise UserError("the selection matches no asset; see `sqlassets list --select ...`")
+        mark = state.write_mark()  # what the plan saw: another run may finish some of it before our leases
         plan = build_plan(graph, selected, state, mode=req.mode, partitions=req.partitions,
                           partition=req.partition, full_refresh=req.options.full_refresh, requested=requested,
                           rebuild_requested=req.resume is not None)
@@ -763,15 +764,17 @@ def execute_request(project: Project, graph: AssetGraph, req: RunRequest, *,
                 raise
             if events:
                 events.run_started(run_id, req.command)
-            if waited:
-                # The run we waited for may have written what we planned: plan again, keep only that.
+            if waited or state.written_since(mark, [a.key for a in plan.to_run]):
+                # The run we waited for (or one that finished between our plan and our leases, on any
+                # machine) may have written what we planned: plan again, keep only that.
                 if req.resume is not None:
                     requested = {k: v for k, v in state.backfill_outstanding(bf).items() if k in graph}
                 plan = build_plan(graph, selected, state, mode=req.mode, partitions=req.partitions,
                                   partition=req.partition, full_refresh=req.options.full_refresh,
                                   requested=requested if requested is not None else plan.requested(),
                                   rebuild_requested=req.resume is not None)
-                echo(f"after waiting: {plan.total} unit(s) still to run")
+                echo(f"after waiting: {plan.total} unit(s) still to run" if waited else
+                     f"another run wrote these assets since the plan: {plan.total} unit(s) still to run")
             if req.options.full_refresh:
                 for a in plan.to_run:
                     if materializers[a.key].strategy in ("partition_replace", "merge", "append"):

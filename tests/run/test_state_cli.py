@@ -89,3 +89,34 @@ def test_postgres_state_migrate_through_the_cli(tmp_path: Path, pg_server: PgSer
     assert r.exit_code == 0, r.stderr
     r = cli(root, "state", "migrate", env=env)
     assert "nothing to do" in r.stdout
+
+
+def test_a_run_that_finishes_between_plan_and_leases_is_not_redone(tmp_path: Path) -> None:
+    """Machine B plans, machine A finishes those partitions, then B takes its leases: B plans again instead
+    of writing them a second time (an append would duplicate rows). The hook factory runs after the plan
+    and before the leases; it records the partitions done through a second store, as A's run would."""
+    from sqlassets.loaders import load_graph
+    from sqlassets.project import load_project
+    from sqlassets.run.executor import RunOptions, RunRequest, execute_request
+
+    root = make_project(tmp_path / "p", days=3, end="2024-01-04", monthly=False, summary=False)
+    project = load_project(root)
+    graph = load_graph(project)
+
+    def other_machine_finishes(keys: list[str]) -> None:
+        with StateStore(root / ".sqlassets") as other:
+            run = other.start_run("backfill", command="machine A", options={})
+            t = time.time()
+            other.record_units(run, [UnitRecord("daily", f"2024-01-0{d}", "done", t, t, code_version=graph["daily"].code_version)
+                                     for d in (1, 2)])
+            other.finish_run(run, "success", planned=2, done=2, failed=0, skipped=0)
+        return None
+
+    lines: list[str] = []
+    plan, summary = execute_request(project, graph, RunRequest(select=["daily"], options=RunOptions()),
+                                    hook_factory=other_machine_finishes, echo=lines.append)
+    assert "another run wrote these assets since the plan: 1 unit(s) still to run" in lines, lines
+    assert summary is not None and summary.done == 1
+    with StateStore(root / ".sqlassets", readonly=True) as st:
+        ours = [s["partition"] for s in st.steps(2)]
+    assert ours == ["2024-01-03"]

@@ -515,6 +515,21 @@ class StateStore:
                            backfill_before.get("updated_at"), backfill_id))
         self._held.pop(run_id, None)
 
+    def write_mark(self) -> int:
+        """A point in the state's write history (the last step id: one sequence for every machine, no clocks)."""
+        rows = self._q("SELECT COALESCE(max(id), 0) FROM steps")
+        return int(rows[0][0]) if rows else 0
+
+    def written_since(self, mark: int, assets: Iterable[str]) -> bool:
+        """Did any run record a step for these assets after `mark`? (planned, then another run finished them)"""
+        wanted = sorted(set(assets))
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i:i + 500]
+            if self._q(f"SELECT 1 FROM steps WHERE id > ? AND asset IN ({', '.join('?' * len(chunk))}) LIMIT 1",
+                       (mark, *chunk)):
+                return True
+        return False
+
     def release_leases(self, run_id: int) -> None:
         with self._tx() as c:
             c.execute("DELETE FROM leases WHERE run_id=?", (run_id,))
