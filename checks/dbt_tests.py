@@ -22,8 +22,6 @@ import decimal
 import functools
 import hashlib
 import json
-import os
-import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,7 +37,6 @@ if TYPE_CHECKING:
     from sqlassets.project import Project
 
 CACHE_DIR = Path("checks") / "dbt_tests"
-_COMPILE_LOCK = threading.Lock()
 
 
 def _manifest(project: Project) -> dict[str, Any]:
@@ -144,7 +141,7 @@ def _run_dbt_compile(project: Project, base: Path) -> dict[str, str]:
         project, "compile",
         ["--target-path", str(base / "target"), "--no-introspect", "--no-populate-cache",
          "--select", "resource_type:test"],
-        profiles_dir=profiles_dir, log_dir=project.state_dir / "logs", what="dbt compile of tests",
+        profiles_dir=profiles_dir, log_dir=project.state_dir / "logs", what="dbt compile of tests", per_node=True,
     )
     return dbt_invoke.compiled_code(result)
 
@@ -161,14 +158,18 @@ def compiled_tests(project: Project, tests: Iterable[DbtTest]) -> dict[str, str]
     try:
         compiled: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
     except (FileNotFoundError, json.JSONDecodeError):
-        with _COMPILE_LOCK:
-            base.mkdir(parents=True, exist_ok=True)
-            compiled = _run_dbt_compile(project, base)
-            for old in base.glob("*.json"):
-                old.unlink(missing_ok=True)
-            tmp = path.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_text(json.dumps(compiled), encoding="utf-8")
-            os.replace(tmp, path)
+        from sqlassets.dbt.invoke import dbt_lock, write_private
+
+        # One dbt at a time across processes (the scratch DuckDB file); then maybe another run compiled it.
+        with dbt_lock(project):
+            try:
+                compiled = json.loads(path.read_text(encoding="utf-8"))
+            except (FileNotFoundError, json.JSONDecodeError):
+                base.mkdir(parents=True, exist_ok=True, mode=0o700)
+                compiled = _run_dbt_compile(project, base)
+                for old in base.glob("*.json"):
+                    old.unlink(missing_ok=True)
+                write_private(path, json.dumps(compiled))
     return {uid: sql for uid, sql in compiled.items() if uid in wanted}
 
 

@@ -168,6 +168,8 @@ def main(argv: list[str] | None = None) -> None:
     from sqlassets.errors import UserError
 
     args = join_selector_args(hoist_global_options(list(sys.argv[1:] if argv is None else argv)))
+    # Nothing sqlassets writes (state, logs, caches, reports, scratch profiles) is world-readable.
+    os.umask(os.umask(0o077) | 0o007)
     debug = "--debug" in args or os.environ.get("SQLASSETS_DEBUG") == "1"
     try:
         cli.main(args=args, prog_name="sqlassets", standalone_mode=False)

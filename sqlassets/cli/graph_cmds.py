@@ -70,5 +70,14 @@ def list_cmd(obj: CliContext, select: tuple[str, ...], exclude: tuple[str, ...],
 def show(obj: CliContext, asset: str) -> None:
     """Show one asset in detail."""
     from sqlassets import render
+    from sqlassets.errors import GraphError
 
-    click.echo(render.show(obj.graph, asset, _color()))
+    try:
+        click.echo(render.show(obj.graph, asset, _color()))
+    except GraphError:
+        from sqlassets.dbt.loader import ephemeral_note
+
+        note = ephemeral_note(obj.project, asset) if asset not in obj.graph else None
+        if note is None:
+            raise
+        raise GraphError(note) from None

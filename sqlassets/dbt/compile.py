@@ -1,15 +1,28 @@
-"""Compiled SQL for dbt models: one in-process `dbt compile` for every model that needs it, then cached.
+"""Compiled SQL for dbt models, got the way dbt gets it, once, then cached per model.
 
-dbt is never run per partition. Models are compiled once with sentinel values for the window vars
-(`window_start`, `window_end`, `partition_key`; see `sqlassets.run.windows`) and `--full-refresh`, so
-`is_incremental()` is false and the SQL does not depend on what the warehouse holds. The results are
-cached in `<state_dir>/compiled/<hash>.sql`, keyed by everything the compiled text depends on: the
-model's raw SQL and config, the relations of its parents, the dbt version, the target, and the files
-that are not assets themselves (macros, packages, ephemeral models, dbt_project.yml). A warm cache
-costs a stat walk and a few file reads, and does not import dbt.
+Where a model's compiled SQL comes from, in order:
+1. the user's own compiled manifest (`target/manifest.json` after `dbt compile|run|build`), when the
+   loader found it fresh and the model's SQL does not depend on what sqlassets compiles differently
+   (`is_incremental()`, the window vars);
+2. the compile cache, `<state_dir>/compiled/<key>.sql` (or `<key>.err`: a model that failed to compile
+   is not retried until one of its inputs changes, or `--no-cache`);
+3. one in-process `dbt compile` for everything still missing. A few models are selected by path; past
+   `_SELECT_ALL_FROM` models the whole project's models and snapshots are compiled (a selector per
+   model costs dbt a pass over the project each: quadratic), and every result is cached.
 
-On DuckDB the compile runs against a scratch database file with the same name as the warehouse (so
-relation names match) in the state dir: compiling never opens, locks or waits for the warehouse.
+The key of a model covers everything its compiled text depends on: its raw SQL and config, the relations
+of its parents, the dbt version, the target, the files that are not assets themselves (macros, packages,
+ephemeral models, dbt_project.yml) and, for a model that calls macros that may query the warehouse
+(`dbt_utils.star`, `get_column_values`, ...), the warehouse catalog.
+
+dbt is never run per partition: window vars compile to sentinels (`sqlassets.run.windows.DBT_VARS`) and
+`--full-refresh` keeps `is_incremental()` false. Each model stands on its own: one that fails (a macro
+needs a live warehouse, a Jinja error) is reported with dbt's reason and takes no other model down.
+
+Introspection (macros that query the warehouse while compiling) runs where it is safe: on DuckDB always,
+against a scratch database in the state dir that holds an empty copy of the warehouse's catalog (the
+warehouse itself is never opened for writing or locked); elsewhere only when the warehouse answers on
+the network, else with `--no-introspect`, and the models that needed it say so.
 """
 
 from __future__ import annotations
@@ -17,8 +30,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
+import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -32,8 +46,32 @@ if TYPE_CHECKING:
     from sqlassets.project import Project
 
 CACHE_DIR = "compiled"
-_COMPILE_LOCK = threading.Lock()
+COMPILE_DIR = "compile"
 COMPILED_KINDS = ("model", "snapshot")
+#: past this many models to compile, compile the whole project instead of one selector per model
+_SELECT_ALL_FROM = 40
+_KEY_VERSION = 2
+# Jinja calls that never query the warehouse; any other macro call may (dbt_utils.star, run_query, ...).
+_PURE_CALLS = frozenset({
+    "ref", "source", "config", "var", "env_var", "is_incremental", "this", "return", "log", "print",
+    "target", "adapter.quote", "dbt.type_string", "dbt.type_int", "dbt.type_timestamp", "dbt.type_numeric",
+    "dbt.current_timestamp", "dbt.safe_cast", "dbt.concat", "dbt.date_trunc", "dbt.dateadd", "dbt.datediff",
+    "dbt.split_part", "dbt.hash", "dbt.cast_bool_to_text", "dbt.any_value", "dbt.listagg", "dbt.last_day",
+    "dbt.escape_single_quotes", "dbt.string_literal", "dbt.type_float", "dbt.type_bigint", "range", "modules",
+})
+_JINJA_BLOCK = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)
+_CALL = re.compile(r"([A-Za-z_][\w.]*)\s*\(")
+_INCREMENTAL_DEPENDENT = ("is_incremental", *DBT_VARS)
+
+
+@dataclass
+class CompileResult:
+    """Compiled SQL per asset key, and a one-line reason per asset that could not be compiled."""
+
+    sql: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    #: how each key's SQL was had: manifest | cache | compiled | raw
+    origin: dict[str, str] = field(default_factory=dict)
 
 
 def _dbt_version() -> str:
@@ -54,14 +92,26 @@ def _files_digest(project: Project, graph: AssetGraph) -> str:
     )
 
 
-def cache_key(project: Project, graph: AssetGraph, asset: Asset, files_digest: str, dbt_version: str) -> str:
+def may_introspect(raw_sql: str | None) -> bool:
+    """Does the model call a macro that could query the warehouse while compiling? (a cheap, safe guess)"""
+    if not raw_sql:
+        return False
+    for block in _JINJA_BLOCK.findall(raw_sql):
+        for name in _CALL.findall(block):
+            if name not in _PURE_CALLS and not name.startswith(("config.", "this.", "target.")):
+                return True
+    return False
+
+
+def cache_key(project: Project, graph: AssetGraph, asset: Asset, files_digest: str, dbt_version: str,
+              catalog: str = "") -> str:
     h = hashlib.sha256()
     parents = sorted((d, str(graph[d].relation)) for d in asset.deps if d in graph)
     payload = {
-        "v": 1, "dbt": dbt_version, "uid": asset.unique_id, "raw": asset.raw_sql, "rel": str(asset.relation),
-        "config": asset.config, "parents": parents, "target": project.target, "vars": DBT_VARS,
-        "warehouse": [project.warehouse.type, project.warehouse.database, project.warehouse.schema],
-        "files": files_digest,
+        "v": _KEY_VERSION, "dbt": dbt_version, "uid": asset.unique_id, "raw": asset.raw_sql,
+        "rel": str(asset.relation), "config": asset.config, "parents": parents, "target": project.target,
+        "vars": DBT_VARS, "warehouse": [project.warehouse.type, project.warehouse.database, project.warehouse.schema],
+        "files": files_digest, "catalog": catalog if may_introspect(asset.raw_sql) else "",
     }
     h.update(json.dumps(payload, sort_keys=True, default=str).encode())
     return h.hexdigest()[:32]
@@ -78,64 +128,320 @@ def _selector(project: Project, asset: Asset) -> str:
     return f"path:{asset.path}"
 
 
-def _run_dbt_compile(project: Project, assets: list[Asset]) -> dict[str, str]:
-    """One `dbt compile` for `assets`; returns unique_id -> compiled SQL."""
+# -- the catalog dbt may introspect ---------------------------------------------------------------
+
+#: tables up to this many rows are copied into the scratch database with their rows, so macros that read
+#: values while compiling (get_column_values on a lookup table) see what dbt would; bigger ones stay empty
+SMALL_TABLE_ROWS = 50_000
+
+
+def _warehouse_catalog(project: Project) -> tuple[list[tuple[str, str, str, str]], dict[tuple[str, str], int]]:
+    """(schema, table, column, type) of every table and view in the DuckDB warehouse, and the row count of
+    its small tables; empty if the warehouse cannot be read (absent, locked by a writer, corrupt)."""
+    path = project.warehouse.path
+    if project.warehouse.type != "duckdb" or path is None or not Path(path).exists():
+        return [], {}
+    try:
+        import duckdb
+
+        con = duckdb.connect(str(path), read_only=True)
+        try:
+            rows = con.execute(
+                "select table_schema, table_name, column_name, data_type from information_schema.columns "
+                "where table_catalog = current_database() order by 1, 2, ordinal_position").fetchall()
+            small = con.execute(
+                "select schema_name, table_name, estimated_size from duckdb_tables() "
+                "where database_name = current_database() and estimated_size <= ?", [SMALL_TABLE_ROWS]).fetchall()
+        finally:
+            con.close()
+    except Exception:  # noqa: BLE001 - locked by a writer, corrupt, other version: compile without it
+        return [], {}
+    return rows, {(sch, name): int(n) for sch, name, n in small}
+
+
+def catalog_fingerprint(project: Project) -> str:
+    """What introspecting models see: the warehouse's tables, columns and small tables' sizes (stat-cached:
+    DuckDB is not opened while the file is unchanged); "" for other warehouses (not copied)."""
+    path = project.warehouse.path
+    if project.warehouse.type != "duckdb" or path is None:
+        return ""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "absent"
+    stamp_path = project.state_dir / COMPILE_DIR / "catalog.json"
+    stat_key = f"{st.st_mtime_ns}:{st.st_size}"
+    try:
+        stamp = json.loads(stamp_path.read_text(encoding="utf-8"))
+        if stamp.get("stat") == stat_key:
+            return str(stamp["fingerprint"])
+    except (OSError, ValueError, KeyError):
+        pass
+    rows, small = _warehouse_catalog(project)
+    if not rows:
+        return "unreadable"  # not stamped: try again next time
+    fp = hashlib.sha256(json.dumps([rows, sorted(small.items())]).encode()).hexdigest()[:16]
+    from sqlassets.dbt.invoke import write_private
+
+    write_private(stamp_path, json.dumps({"stat": stat_key, "fingerprint": fp}))
+    return fp
+
+
+def _prepare_scratch(project: Project, scratch: Path, fingerprint: str) -> None:
+    """The scratch DuckDB file dbt compiles against: a copy of the warehouse's catalog.
+
+    Every table and view becomes a table with the same columns (what `star` / `get_columns_in_relation`
+    read); small tables keep their rows (what `get_column_values` reads). Rebuilt only when the
+    warehouse changed. The warehouse is opened read-only and never locked for writing.
+    """
+    marker = scratch.with_name(scratch.name + ".catalog")
+    if scratch.exists() and marker.exists() and marker.read_text(encoding="utf-8") == fingerprint:
+        return
+    import duckdb
+
+    for leftover in (scratch, scratch.with_name(scratch.name + ".wal")):
+        leftover.unlink(missing_ok=True)
+    rows, small = _warehouse_catalog(project)
+    con = duckdb.connect(str(scratch))
+    try:
+        tables: dict[tuple[str, str], list[str]] = {}
+        for schema, table, column, dtype in rows:
+            tables.setdefault((schema, table), []).append(f'"{column}" {dtype}')
+        for schema in sorted({s for s, _ in tables}):
+            con.execute(f'create schema if not exists "{schema}"')
+        made = set()
+        for (schema, table), cols in tables.items():
+            try:
+                con.execute(f'create table "{schema}"."{table}" ({", ".join(cols)})')
+                made.add((schema, table))
+            except Exception:  # noqa: BLE001 - an exotic type: that table's columns are not introspectable
+                continue
+        copy = [t for t in small if t in made]
+        if copy:
+            try:
+                con.execute(f"attach '{project.warehouse.path}' as sqlassets_wh (read_only)")
+                for schema, table in copy:
+                    con.execute(f'insert into "{schema}"."{table}" select * from sqlassets_wh."{schema}"."{table}"')
+                con.execute("detach sqlassets_wh")
+            except Exception:  # noqa: BLE001 - locked meanwhile: columns without rows
+                pass
+    finally:
+        con.close()
+    marker.write_text(fingerprint, encoding="utf-8")
+
+
+def warehouse_reachable(project: Project, timeout: float = 1.5) -> bool:
+    """Can dbt introspect this warehouse? DuckDB: yes (the scratch copy). Others: does its host answer?"""
+    wh = project.warehouse
+    if wh.type == "duckdb":
+        return True
+    opts = wh.options or {}
+    host, port = opts.get("host"), int(opts.get("port") or 443)
+    if not host and wh.type == "snowflake" and opts.get("account"):
+        host = f"{opts['account']}.snowflakecomputing.com"
+    elif not host and wh.type == "bigquery":
+        host = "bigquery.googleapis.com"
+    if not host:
+        return False
+    import socket
+
+    try:
+        with socket.create_connection((str(host), port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+# -- running dbt ----------------------------------------------------------------------------------
+
+_NEEDS_WAREHOUSE = re.compile(r"connection|introspect|statement|run_query|adapter\.|execute", re.I)
+
+
+def _run_dbt_compile(project: Project, assets: list[Asset], *, whole_project: bool = False,
+                     introspect: bool = True) -> tuple[dict[str, str], dict[str, str]]:
+    """One `dbt compile`; returns (unique_id -> compiled SQL, unique_id -> failure message)."""
     from sqlassets.dbt import invoke as dbt_invoke
 
-    base = project.state_dir / "compile"
+    base = project.state_dir / COMPILE_DIR
+    scratch = dbt_invoke.scratch_db(project, base)
     profiles_dir = dbt_invoke.scratch_profiles(project, base) or project.profiles_dir
     if profiles_dir is None:
         raise ConfigError("no profiles.yml found for dbt compile; add one or pass --profiles-dir")
-    selectors = sorted({_selector(project, a) for a in assets if a.path})
-    result = dbt_invoke.invoke(
-        project, "compile",
-        ["--target-path", str(base / "target"), "--vars", json.dumps(DBT_VARS), "--full-refresh",
-         "--no-introspect", "--select", *selectors],
-        profiles_dir=profiles_dir, log_dir=project.state_dir / "logs", what="dbt compile",
-    )
-    return dbt_invoke.compiled_code(result)
+    if scratch is not None:
+        _prepare_scratch(project, scratch, catalog_fingerprint(project))
+    if whole_project:
+        select = ["resource_type:model", "resource_type:snapshot"]
+    else:
+        select = sorted({_selector(project, a) for a in assets if a.path})
+    flags = ["--target-path", str(base / "target"), "--vars", json.dumps(DBT_VARS), "--full-refresh",
+             "--no-populate-cache", "--introspect" if introspect else "--no-introspect", "--select", *select]
+    _reuse_partial_parse(project, base / "target")
+    result = dbt_invoke.invoke(project, "compile", flags, profiles_dir=profiles_dir,
+                               log_dir=project.state_dir / "logs", what="dbt compile", per_node=True)
+    return dbt_invoke.compiled_code(result), dbt_invoke.node_errors(result)
 
 
-def compiled_sql(project: Project, graph: AssetGraph, keys: Iterable[str],
-                 on_compile: Callable[[int], None] | None = None) -> dict[str, str]:
-    """Compiled SQL for `keys` (dbt models/snapshots compiled once, cached; raw SQL assets as written).
+def parse_args(project: Project) -> tuple[list[str], Path | None]:
+    """Extra `dbt parse` flags and profiles dir that make its partial-parse file reusable by compile.
 
-    Window vars compile to sentinels (`sqlassets.run.windows.DBT_VARS`); `prepare_select` turns those into
-    typed literals per partition. Seeds, sources and externals have no SQL and are left out.
+    dbt reuses `partial_parse.msgpack` only for the same vars and the same profile: parsing with the
+    compile's vars and scratch profile lets the compile skip a second full parse (half of a cold run on
+    a big project). None for the profiles dir: parse with the user's own.
     """
-    out: dict[str, str] = {}
+    from sqlassets.dbt import invoke as dbt_invoke
+
+    base = project.state_dir / COMPILE_DIR
+    profiles_dir = dbt_invoke.scratch_profiles(project, base)
+    return ["--vars", json.dumps(DBT_VARS)], profiles_dir
+
+
+def _reuse_partial_parse(project: Project, target: Path) -> None:
+    """Start the compile from the loader's parse (same vars and profile: see `parse_args`) if it is newer."""
+    src = project.target_path / "partial_parse.msgpack"
+    dst = target / "partial_parse.msgpack"
+    try:
+        if dst.exists() and dst.stat().st_mtime >= src.stat().st_mtime:
+            return
+        target.mkdir(parents=True, exist_ok=True)
+        import shutil
+
+        shutil.copy2(src, dst)
+    except OSError:
+        return
+
+
+def _one_line_reason(message: str, introspect: bool) -> str:
+    reason = " ".join(message.split())
+    for prefix in ("Compilation Error in model ", "Compilation Error in snapshot ", "Runtime Error in model "):
+        if reason.startswith(prefix):
+            rest = reason[len(prefix):]
+            reason = rest.split(") ", 1)[1] if ") " in rest else rest
+    reason = reason[:300]
+    if not introspect and _NEEDS_WAREHOUSE.search(message):
+        return f"needs a live warehouse to compile (a macro queries it; warehouse not reachable): {reason}"
+    return f"dbt compile failed: {reason}"
+
+
+def _uses_own_compile(asset: Asset) -> bool:
+    """True when sqlassets must compile the model itself: its SQL depends on is_incremental() / window vars."""
+    raw = asset.raw_sql or ""
+    return any(word in raw for word in _INCREMENTAL_DEPENDENT)
+
+
+def compile_assets(project: Project, graph: AssetGraph, keys: Iterable[str], *, use_cache: bool = True,
+                   on_compile: Callable[[int], None] | None = None) -> CompileResult:
+    """Compiled SQL for `keys`, per model, never raising for one model's failure (see the module doc).
+
+    Raw SQL assets come back as written; seeds, sources, externals and ephemeral models have no SQL of
+    their own and are left out. Raises only when dbt cannot run at all (no profile, the project does not
+    parse): a project problem, not a model's.
+    """
+    out = CompileResult()
     need: dict[str, tuple[Asset, Path]] = {}
     digest: str | None = None
-    version = ""
+    version = catalog = ""
     cache_dir = project.state_dir / CACHE_DIR
     for key in keys:
         asset = graph[key]
         if asset.kind == "sql" or (asset.kind not in COMPILED_KINDS and asset.raw_sql):
             if asset.raw_sql is not None:
-                out[key] = asset.raw_sql
+                out.sql[key] = asset.raw_sql
+                out.origin[key] = "raw"
             continue
         if asset.kind not in COMPILED_KINDS or asset.materialization == "ephemeral":
+            continue
+        if asset.compiled_sql and not _uses_own_compile(asset):
+            out.sql[key] = asset.compiled_sql
+            out.origin[key] = "manifest"
             continue
         if digest is None:
             digest = _files_digest(project, graph)
             version = _dbt_version()
-        path = cache_dir / f"{cache_key(project, graph, asset, digest, version)}.sql"
-        try:
-            out[key] = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            need[key] = (asset, path)
-    if need:
-        if on_compile is not None:
-            on_compile(len(need))  # dbt is about to run: say so, it can take a while
-        with _COMPILE_LOCK:
-            compiled = _run_dbt_compile(project, [a for a, _ in need.values()])
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        for key, (asset, path) in need.items():
-            code = compiled.get(asset.unique_id or "")
-            if code is None:
-                raise UserError(f"dbt compile returned no SQL for '{key}' ({asset.path}); is it enabled?")
-            tmp = path.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_text(code, encoding="utf-8")
-            os.replace(tmp, path)
-            out[key] = code
+            catalog = catalog_fingerprint(project)
+        path = cache_dir / f"{cache_key(project, graph, asset, digest, version, catalog)}.sql"
+        if use_cache and _read_cached(path, key, out):
+            continue
+        need[key] = (asset, path)
+    if not need:
+        return out
+    from sqlassets.dbt.invoke import dbt_lock
+
+    with dbt_lock(project):
+        # Another process may have compiled these while we waited for the lock.
+        if use_cache:
+            need = {k: v for k, v in need.items() if not _read_cached(v[1], k, out)}
+        if need:
+            if on_compile is not None:
+                on_compile(len(need))  # dbt is about to run: say so, it can take a while
+            _compile_into(project, graph, need, out)
     return out
+
+
+def _read_cached(path: Path, key: str, out: CompileResult) -> bool:
+    try:
+        out.sql[key] = path.read_text(encoding="utf-8")
+        out.origin[key] = "cache"
+        return True
+    except FileNotFoundError:
+        pass
+    try:
+        out.failed[key] = json.loads(path.with_suffix(".err").read_text(encoding="utf-8"))["reason"]
+        return True
+    except (FileNotFoundError, ValueError, KeyError):
+        return False
+
+
+def _compile_into(project: Project, graph: AssetGraph, need: dict[str, tuple[Asset, Path]],
+                  out: CompileResult) -> None:
+    introspect = warehouse_reachable(project)
+    whole = len(need) >= _SELECT_ALL_FROM
+    compiled, errors = _run_dbt_compile(project, [a for a, _ in need.values()], whole_project=whole,
+                                        introspect=introspect)
+    cache_dir = project.state_dir / CACHE_DIR
+    cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if whole:
+        # Every model was compiled: cache them all, so the next run finds the rest too.
+        digest, version, catalog = _files_digest(project, graph), _dbt_version(), catalog_fingerprint(project)
+        by_uid = {a.unique_id: a for a in graph if a.unique_id and a.kind in COMPILED_KINDS}
+        for uid, code in compiled.items():
+            asset = by_uid.get(uid)
+            if asset is not None and asset.key not in need:
+                _write(cache_dir / f"{cache_key(project, graph, asset, digest, version, catalog)}.sql", code)
+    for key, (asset, path) in need.items():
+        uid = asset.unique_id or ""
+        code = compiled.get(uid)
+        if code is not None:
+            _write(path, code)
+            out.sql[key] = code
+            out.origin[key] = "compiled"
+            continue
+        if uid in errors:
+            reason = _one_line_reason(errors[uid], introspect)
+            _write(path.with_suffix(".err"), json.dumps({"reason": reason}))
+        else:
+            reason = "dbt compile returned no SQL for it; is it enabled?"
+        out.failed[key] = reason
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def compiled_sql(project: Project, graph: AssetGraph, keys: Iterable[str],
+                 on_compile: Callable[[int], None] | None = None, *, use_cache: bool = True) -> dict[str, str]:
+    """Compiled SQL for `keys` to run: as `compile_assets`, but a model that cannot compile is an error.
+
+    Used before materializing, where running without a model's SQL is not an option; the message names
+    each failing model and dbt's reason.
+    """
+    result = compile_assets(project, graph, keys, use_cache=use_cache, on_compile=on_compile)
+    if result.failed:
+        items = sorted(result.failed.items())
+        first = "; ".join(f"'{k}': {why}" for k, why in items[:3])
+        more = f" (and {len(items) - 3} more)" if len(items) > 3 else ""
+        raise UserError(f"cannot compile {first}{more}; fix the model or leave it out with --exclude")
+    return result.sql

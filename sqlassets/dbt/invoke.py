@@ -3,11 +3,20 @@
 dbt is imported only here and only when a command really needs it (~1.5 s). Every invocation is
 quiet, sends no telemetry, keeps its logs out of the project tree, and turns a failure into one
 `ConfigError` line, because a dbt failure is a project problem the user fixes.
+
+Two things here exist for safety rather than speed:
+- scratch profiles keep the user's `{{ env_var(...) }}` expressions as written: dbt renders them from
+  the environment at run time, so no secret is ever written to disk (files are 0600 besides);
+- `dbt_lock` serializes dbt invocations that touch the scratch DuckDB file across processes (two
+  runs compiling at once would otherwise fail on DuckDB's file lock).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,11 +32,69 @@ QUIET_FLAGS = (
     "--no-send-anonymous-usage-stats",
     "--no-version-check",
 )
+_THREAD_LOCK = threading.RLock()
+_HELD: dict[int, bool] = {}
+
+
+@contextlib.contextmanager
+def dbt_lock(project: Project) -> Iterator[None]:
+    """One dbt invocation at a time: across threads (dbt's globals) and processes (the scratch DuckDB file).
+
+    A file lock in the state dir; a second run waits for the first, then finds its work in the cache.
+    """
+    import fcntl
+
+    with _THREAD_LOCK:
+        if _HELD.get(0):  # re-entered by the thread holding it: the file lock is already ours
+            yield
+            return
+        project.state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(project.state_dir / "dbt.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            _HELD[0] = True
+            yield
+        finally:
+            _HELD[0] = False
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def _compile_each_node_on_its_own() -> Iterator[None]:
+    """dbt's compile task stops at the first failing node and skips its children; make it go on.
+
+    `CompileTask.raise_on_first_error()` is True, so one model whose macro needs a live warehouse
+    takes the whole compile down, and `MARK_DEPENDENT_ERRORS_STATUSES` skips every descendant of a
+    failed node although a `ref()` to a table compiles fine. For sqlassets each node's result stands on
+    its own (children of a failed *ephemeral* model fail with their own error, since they inline it).
+    Restored on exit; dbt runs one invocation at a time (`dbt_lock`).
+    """
+    from dbt.task.compile import CompileTask
+
+    saved = CompileTask.__dict__.get("raise_on_first_error"), CompileTask.__dict__.get(
+        "MARK_DEPENDENT_ERRORS_STATUSES")
+    CompileTask.raise_on_first_error = lambda self: False  # type: ignore[method-assign]
+    CompileTask.MARK_DEPENDENT_ERRORS_STATUSES = []
+    try:
+        yield
+    finally:
+        for name, value in zip(("raise_on_first_error", "MARK_DEPENDENT_ERRORS_STATUSES"), saved, strict=True):
+            if value is None:
+                with contextlib.suppress(AttributeError):
+                    delattr(CompileTask, name)
+            else:
+                setattr(CompileTask, name, value)
 
 
 def invoke(project: Project, command: str, args: list[str], *, profiles_dir: Path, log_dir: Path,
-           what: str) -> Any:
-    """Run `dbt <command>` on the project; return dbt's result or raise a one-line ConfigError."""
+           what: str, per_node: bool = False) -> Any:
+    """Run `dbt <command>` on the project; return dbt's result or raise a one-line ConfigError.
+
+    `per_node=True` (compile): node failures do not stop the run; the result is returned with each
+    node's status, and only a failure of the whole invocation (parse error, bad profile) raises.
+    """
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     from dbt.cli.main import dbtRunner
@@ -38,7 +105,10 @@ def invoke(project: Project, command: str, args: list[str], *, profiles_dir: Pat
         argv += ["--profile", project.profile_name]
     if project.target:
         argv += ["--target", project.target]
-    result = dbtRunner().invoke(argv)
+    with _compile_each_node_on_its_own() if per_node else contextlib.nullcontext():
+        result = dbtRunner().invoke(argv)
+    if per_node and result.exception is None and result.result is not None:
+        return result
     if not result.success:
         exc = result.exception
         if isinstance(exc, KeyboardInterrupt):
@@ -56,26 +126,71 @@ def invoke(project: Project, command: str, args: list[str], *, profiles_dir: Pat
 def compiled_code(result: Any) -> dict[str, str]:
     """unique_id -> compiled SQL from a `dbt compile` result."""
     return {res.node.unique_id: res.node.compiled_code for res in (result.result or [])
-            if getattr(res.node, "compiled_code", None) is not None}
+            if getattr(res.node, "compiled_code", None) is not None and str(getattr(res, "status", "")) != "error"}
+
+
+def node_errors(result: Any) -> dict[str, str]:
+    """unique_id -> dbt's one-line message, for every node that failed to compile."""
+    out: dict[str, str] = {}
+    for res in result.result or []:
+        if str(getattr(res, "status", "")) in ("error", "skipped"):
+            text = " ".join(str(res.message or "").split())
+            out[res.node.unique_id] = text[:400] or str(res.status)
+    return out
+
+
+def _raw_output(project: Project) -> dict[str, Any] | None:
+    """The profile output as written (Jinja such as `env_var()` unrendered), or None."""
+    from sqlassets.yamlio import load_yaml
+
+    if project.settings.raw.get("warehouse") is not None:
+        return dict(project.settings.raw["warehouse"])
+    if project.profiles_dir is None or not project.profile_name:
+        return None
+    profiles = load_yaml(project.profiles_dir / "profiles.yml", what="profiles.yml") or {}
+    profile = profiles.get(project.profile_name) if isinstance(profiles, dict) else None
+    outputs = (profile or {}).get("outputs") if isinstance(profile, dict) else None
+    if not isinstance(outputs, dict):
+        return None
+    output = outputs.get(project.target or "dev")
+    return dict(output) if isinstance(output, dict) else None
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (0600), atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def scratch_db(project: Project, base: Path) -> Path | None:
+    """The scratch DuckDB file dbt compiles against (named like the warehouse, so relations match)."""
+    wh = project.warehouse
+    if wh.type != "duckdb" or wh.path is None:
+        return None
+    return base / "db" / wh.path.name
 
 
 def scratch_profiles(project: Project, base: Path) -> Path | None:
     """A profiles.yml in `base` whose DuckDB path is a scratch file named like the warehouse.
 
     Compiling must never open (and lock) the real warehouse; the scratch file keeps the database
-    name, so compiled relations are the same.
+    name, so compiled relations are the same. Every other setting is copied as written in the user's
+    profiles.yml: `{{ env_var('S3_SECRET') }}` stays an expression that dbt renders from the
+    environment, so the secret never lands on disk.
     """
-    wh = project.warehouse
-    if wh.type != "duckdb" or wh.path is None:
+    scratch = scratch_db(project, base)
+    if scratch is None:
         return None
     import yaml
 
-    scratch = base / "db" / wh.path.name
-    scratch.parent.mkdir(parents=True, exist_ok=True)
-    output = dict(wh.options or {})
+    scratch.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    output = _raw_output(project) or {}
     output.update({"type": "duckdb", "path": str(scratch), "threads": 1})
     target = project.target or "dev"
     profile = project.profile_name or project.name
-    (base / "profiles.yml").write_text(
-        yaml.safe_dump({profile: {"target": target, "outputs": {target: output}}}), encoding="utf-8")
+    write_private(base / "profiles.yml", yaml.safe_dump({profile: {"target": target, "outputs": {target: output}}}))
     return base

@@ -11,10 +11,12 @@ disabled nodes are left out (dbt keeps them outside `nodes`).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import gc
 import hashlib
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -99,20 +101,36 @@ def run_dbt_parse(project: Project) -> Path:
     import tempfile
 
     from sqlassets.dbt import invoke as dbt_invoke
+    from sqlassets.dbt.compile import parse_args
 
     with tempfile.TemporaryDirectory(prefix="sqlassets-dbt-") as tmp:
-        profiles_dir = project.profiles_dir
+        # Parsed as the compile will run (its vars, its scratch profile), so a later `dbt compile` reuses
+        # this parse instead of parsing the whole project again.
+        try:
+            args, profiles_dir = parse_args(project)
+        except OSError:  # a read-only state dir: parse as the user would
+            args, profiles_dir = [], None
+        profiles_dir = profiles_dir or project.profiles_dir
         if profiles_dir is None:
             profiles_dir = Path(tmp)
             _write_fallback_profile(project, profiles_dir)
-        dbt_invoke.invoke(project, "parse", [], profiles_dir=profiles_dir, log_dir=Path(tmp) / "logs",
-                          what=f"dbt parse of {project.root}")
+        with dbt_invoke.dbt_lock(project) if _state_dir_writable(project) else contextlib.nullcontext():
+            dbt_invoke.invoke(project, "parse", args, profiles_dir=profiles_dir, log_dir=Path(tmp) / "logs",
+                              what=f"dbt parse of {project.root}")
     path = manifest_path(project)
     project.state_dir.mkdir(parents=True, exist_ok=True)
     _stamp_path(project).write_bytes(
         orjson.dumps({"target": project.target, "manifest_mtime": path.stat().st_mtime})
     )
     return path
+
+
+def _state_dir_writable(project: Project) -> bool:
+    try:
+        project.state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(project.state_dir, os.W_OK)
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
@@ -310,6 +328,26 @@ def assets_from_manifest(manifest: dict[str, Any], root: Path) -> list[Asset]:
             )
         )
     return assets
+
+
+def ephemeral_note(project: Project, name: str) -> str | None:
+    """Why `name` is no asset when it names an ephemeral model (dbt inlines those into their dependents)."""
+    if not project.has_dbt:
+        return None
+    try:
+        nodes = load_manifest(project, parse=False)["nodes"]
+    except ConfigError:
+        return None
+    for uid, node in nodes.items():
+        if node.get("resource_type") == "model" and node.get("name") == name and \
+                (node.get("config") or {}).get("materialized") == "ephemeral":
+            users = sorted(n["name"] for n in nodes.values()
+                           if uid in ((n.get("depends_on") or {}).get("nodes") or []) and n.get("resource_type") in
+                           ASSET_RESOURCE_TYPES)
+            fed = f"; it is part of {', '.join(users)}" if users else ""
+            return (f"'{name}' is an ephemeral dbt model ({node.get('original_file_path')}): dbt inlines it into the "
+                    f"models that ref it, so it is not an asset of its own{fed}")
+    return None
 
 
 def load_dbt_assets(project: Project) -> list[Asset]:

@@ -37,6 +37,8 @@ _NO_SQL_KINDS = ("source", "seed", "external")
 # Misses below this many per wave run inline: starting workers costs more than it saves.
 _POOL_MIN_TASKS = 40
 _INDEX: dict[str, str] = {}
+#: bump when ColumnGraph.build derives something new from the same records
+_GRAPH_VERSION = "graph-2"
 
 
 @dataclass
@@ -61,40 +63,50 @@ def _has_jinja(sql: str) -> bool:
     return "{{" in sql or "{%" in sql
 
 
-def collect_sql(project: Project | None, graph: AssetGraph) -> tuple[dict[str, str], dict[str, str]]:
-    """(SQL by asset key, reason by asset key for SQL assets whose SQL cannot be had)."""
+def collect_sql(project: Project | None, graph: AssetGraph, *, use_cache: bool = True
+                ) -> tuple[dict[str, str], dict[str, str]]:
+    """(SQL by asset key, reason by asset key for SQL assets whose SQL cannot be had).
+
+    dbt models get their SQL as dbt would (`sqlassets.dbt.compile.compile_assets`: the user's compiled
+    manifest, the compile cache, one `dbt compile`); a model that fails to compile has its own reason and
+    costs no other model its lineage.
+    """
     sql: dict[str, str] = {}
     missing: dict[str, str] = {}
     need_compile: list[str] = []
     for asset in graph:
         if asset.kind in _NO_SQL_KINDS:
             continue
-        if asset.compiled_sql:
-            sql[asset.key] = asset.compiled_sql
-        elif asset.raw_sql and not _has_jinja(asset.raw_sql):
+        if asset.raw_sql and not _has_jinja(asset.raw_sql) and not asset.compiled_sql:
             sql[asset.key] = asset.raw_sql
-        elif asset.raw_sql:
+        elif asset.raw_sql or asset.compiled_sql:
             need_compile.append(asset.key)
         else:
             missing[asset.key] = "no SQL in the manifest"
-    if need_compile:
-        why = "no compiled SQL in the manifest; run 'dbt compile'"
-        compiled: dict[str, str] = {}
-        if project is not None:
-            try:
-                from sqlassets.dbt.compile import compiled_sql
-            except ImportError:
-                compiled_sql = None
-            if compiled_sql is not None:
-                try:
-                    compiled = compiled_sql(project, graph, need_compile) or {}
-                except UserError as exc:
-                    why = f"could not compile: {exc}"
+    if not need_compile:
+        return sql, missing
+    if project is None:
         for key in need_compile:
-            if compiled.get(key):
-                sql[key] = compiled[key]
+            if graph[key].compiled_sql:
+                sql[key] = graph[key].compiled_sql
             else:
-                missing[key] = why
+                missing[key] = "no compiled SQL in the manifest; run 'dbt compile'"
+        return sql, missing
+    from sqlassets.dbt.compile import compile_assets
+
+    try:
+        result = compile_assets(project, graph, need_compile, use_cache=use_cache)
+    except UserError as exc:  # dbt could not run at all (no profile, the project does not parse)
+        for key in need_compile:
+            if graph[key].compiled_sql:
+                sql[key] = graph[key].compiled_sql
+            else:
+                missing[key] = f"could not compile: {exc}"
+        return sql, missing
+    sql.update(result.sql)
+    for key in need_compile:
+        if key not in result.sql:
+            missing[key] = result.failed.get(key, "dbt compile returned no SQL for it")
     return sql, missing
 
 
@@ -127,6 +139,7 @@ def resolve_asset(key: str, kind: str, sql: str, dialect: str, tables: dict[str,
         {k: tuple(sorted(v)) for k, v in q.inferred.items()},
         origin="sql",
         parsed=True,
+        star_source=q.star_source,
     )
 
 
@@ -178,7 +191,7 @@ def _build_lineage(project: Project | None, graph: AssetGraph, *, use_cache: boo
     global _INDEX
     started = time.perf_counter()
     stats = BuildStats(assets=len(graph))
-    sql, missing = collect_sql(project, graph)
+    sql, missing = collect_sql(project, graph, use_cache=use_cache)
     stats.sql_assets = len(sql)
     stats.no_sql = missing
     catalog, stats.catalog = read_catalog(project, graph)
@@ -204,7 +217,7 @@ def _build_lineage(project: Project | None, graph: AssetGraph, *, use_cache: boo
             extra = tuple(c for c in cols if c not in rec.columns)
             unresolved = {**rec.unresolved, **dict.fromkeys(extra, rec.unresolved["*"])}
             rec = AssetLineage(rec.key, rec.columns + extra, rec.edges, unresolved, rec.notes, rec.reads,
-                               rec.inferred, rec.origin, rec.parsed)
+                               rec.inferred, rec.origin, rec.parsed, rec.star_source)
             records[asset.key] = rec
             registry.set(asset.key, rec.columns)
         elif rec.origin != "sql":
@@ -266,7 +279,8 @@ def _build_lineage(project: Project | None, graph: AssetGraph, *, use_cache: boo
     cache.save()
     ordered = [records[k] for k in graph.topo_order]
     # The column graph is a pure function of the records: reuse the stored one when they all match.
-    signature = hashlib.blake2b(marshal.dumps([r.to_plain() for r in ordered]), digest_size=16).hexdigest()
+    signature = hashlib.blake2b(marshal.dumps([_GRAPH_VERSION, *(r.to_plain() for r in ordered)]),
+                                digest_size=16).hexdigest()
     plain = cache.load_graph(signature)
     if plain is not None:
         columns = ColumnGraph.from_plain(plain, {r.key: r for r in ordered})

@@ -146,7 +146,40 @@ class ColumnGraph:
                 up[dst].append((src, code))
                 down[src].append((dst, code))
                 g.edge_count += 1
+        g._carry_inferred()
         return g
+
+    def _carry_inferred(self) -> None:
+        """Inferred columns follow `select *` passthroughs upstream, and mark the columns they feed.
+
+        An inferred column on an asset that is `select * from X` (X's columns unknown) is a column of X
+        too: add it there (inferred) with a copy edge, as far up as such passthroughs go. Then a column
+        whose value comes straight from an inferred column (a copy / transform / aggregate edge) is
+        `inferred` itself: its lineage rests on evidence, not on declared columns (one hop only: the
+        columns computed from it downstream are resolved by their own SQL).
+        """
+        copy = _KIND_CODE["copy"]
+        for nid in range(len(self.nodes)):  # grows while we walk: new upstream nodes are carried too
+            if self.status[nid] != 2:
+                continue
+            asset = self.node_asset[nid]
+            rec = self.assets.get(asset)
+            source = rec.star_source if rec is not None else None
+            if not source or source == asset or self.up[nid]:
+                continue
+            column = self.nodes[nid][len(asset) + 1:]
+            src = self.index.get(f"{source}.{column}")
+            if src is None:
+                src = self._node(source, column, 2)
+            self.up[nid].append((src, copy))
+            self.down[src].append((nid, copy))
+            self.edge_count += 1
+        filt = _KIND_CODE["filter"]
+        # one hop: a mart column computed from an inferred staging column is resolved by its own SQL
+        hop = [nid for nid, ups in enumerate(self.up)
+               if self.status[nid] == 0 and any(self.status[s] == 2 and k != filt for s, k in ups)]
+        for nid in hop:
+            self.status[nid] = 2
 
     def to_plain(self) -> tuple:
         """Builtins for `marshal` (the warm-run graph cache); `assets` are cached separately."""
@@ -186,8 +219,10 @@ class ColumnGraph:
             rec = self.assets.get(key)
             why = rec.unresolved.get("*") if rec else None
             raise UserError(f"asset '{key}' has no known columns" + (f": {why}" if why else ""))
+        from sqlassets.lineage.resolve import columns_text
+
         close = difflib.get_close_matches(column.lower(), cols, n=3)
-        hint = f"did you mean {', '.join(close)}?" if close else f"its columns: {', '.join(cols[:12])}"
+        hint = f"did you mean {', '.join(close)}?" if close else f"its {len(cols)} columns: {columns_text(cols)}"
         raise UserError(f"asset '{key}' has no column '{column}'; {hint}")
 
     # -- walks ---------------------------------------------------------------------------------

@@ -44,6 +44,9 @@ class QueryLineage:
     reads: list[str] = field(default_factory=list)
     #: columns of upstream assets referenced by the SQL although that asset's columns are unknown
     inferred: dict[str, set[str]] = field(default_factory=dict)
+    #: when the whole query is `select *` (through CTEs) over one table with unknown columns: that table;
+    #: a column downstream SQL reads from this query is then also evidence of that table's column
+    star_source: str | None = None
 
 
 @dataclass(slots=True)
@@ -57,6 +60,16 @@ class _ScopeLin:
     #: why this scope's output columns are not all known (an unexpandable `*`), or None
     star_unknown: str | None = None
     issues: list[str] = field(default_factory=list)
+
+
+def columns_text(names: Sequence[str], limit: int = 20) -> str:
+    """All column names, or the first `limit` and how many more: a reason never hides columns silently."""
+    names = list(names)
+    if not names:
+        return "none known"
+    if len(names) <= limit:
+        return ", ".join(names)
+    return f"{', '.join(names[:limit])} and {len(names) - limit} more"
 
 
 @cache
@@ -173,6 +186,14 @@ def resolve_query(sql: str, dialect: str, tables: Mapping[str, Sequence[str] | N
             normed = [norm(c) for c in cols]
             known[slot] = {c.lower() for c in cols}
             mapping[slot] = dict.fromkeys(normed, "UNKNOWN")
+    if mapping:
+        # `a.col` where table `a` has known columns but not `col` (an undeclared YAML column): sqlglot's
+        # qualifier rejects the whole query. Give it the column; the walk reports it as not known.
+        alias_slot = {t.alias_or_name: t.name for t in table_nodes if isinstance(t.this, exp.Identifier)}
+        for col in query.find_all(exp.Column):
+            slot = alias_slot.get(col.table) if col.table else None
+            if slot in mapping and not isinstance(col.this, exp.Star):
+                mapping[slot].setdefault(norm(col.name) if not col.this.quoted else col.name, "UNKNOWN")
     # 2. Qualify: normalize identifiers, alias tables, expand `*`, qualify columns. No quoting or
     #    validation: we never print this SQL, and unresolvable columns are reported by the walk.
     d = _dialect(dialect)
@@ -189,6 +210,7 @@ def resolve_query(sql: str, dialect: str, tables: Mapping[str, Sequence[str] | N
         raise ResolveError("no SELECT scope to follow")
 
     walker = _Walker(slots, known, dialect, functions)
+    walker.scope_index = {id(sc.expression): sc for sc in root.traverse()}
     walker.order = {slot: [(norm(c), c.lower()) for c in tables[key]] for slot, key in slots.items()
                     if tables.get(key) is not None}
     lin = walker.scope_lin(root)
@@ -211,7 +233,11 @@ def resolve_query(sql: str, dialect: str, tables: Mapping[str, Sequence[str] | N
         if note:
             result.notes[col] = note
     for slot, cols in walker.inferred.items():
-        result.inferred[slots[slot]] = cols
+        result.inferred[slots.get(slot, slot)] = cols
+    if lin.star_unknown:
+        star = walker.star_table(root)
+        if star is not None:
+            result.star_source = slots.get(star, star)
     return result
 
 
@@ -234,6 +260,8 @@ class _Walker:
         self.udtf_memo: dict[int, tuple[dict[Base, str] | None, str | None]] = {}
         self.inferred: dict[str, set[str]] = {}
         self.order: dict[str, list[tuple[str, str]]] = {}  # slot -> (normalized name, lower-case name)
+        self.active: set[int] = set()  # scopes being resolved: a reference back into one is a cycle
+        self.scope_index: dict[int, object] = {}  # id(select expression) -> its scope
 
     # -- one column reference ------------------------------------------------------------------
     def column_ref(self, scope, col) -> tuple[dict[Base, str] | None, str | None, str | None]:
@@ -264,19 +292,111 @@ class _Walker:
         lin = self.scope_lin(src)
         idx = lin.by_name.get(name)
         if idx is None:
+            label = table or self._alias_of(scope, src)
             if lin.star_unknown:
-                return None, f"cannot see '{name}' through '{table}': {lin.star_unknown}", None
-            return None, f"'{table or 'subquery'}' has no column '{name}'", None
+                inferred = self.through_star(src, name, label)
+                if inferred is not None:
+                    return inferred[0], inferred[1], "; ".join(filter(None, [note, inferred[2]])) or None
+                return None, f"cannot see '{name}' through '{label}': {lin.star_unknown}", None
+            return None, f"'{label}' has no column '{name}'", None
         if idx in lin.unresolved:
             return lin.cols[idx], lin.unresolved[idx], lin.notes.get(idx)
         sub_note = lin.notes.get(idx)
         return lin.cols[idx], None, "; ".join(filter(None, [note, sub_note])) or None
 
+    def _scope_of(self, node):
+        return self.scope_index.get(id(node.find_ancestor(self.exp.Select)))
+
+    def _alias_of(self, scope, src) -> str:
+        """The name `scope` knows the source `src` by (a CTE or derived-table alias)."""
+        s = scope
+        while s is not None:
+            for alias, value in s.sources.items():
+                if value is src:
+                    return alias
+            s = s.parent
+        return "subquery"
+
+    def _star_of(self, scope):
+        """The one source a scope's lone `*` / `t.*` reads, when its other outputs are named; else None."""
+        exp = self.exp
+        expr = scope.expression
+        if not isinstance(expr, exp.Select):
+            return None
+        stars = [p for p in expr.selects
+                 if isinstance(p, exp.Star) or (isinstance(p, exp.Column) and isinstance(p.this, exp.Star))]
+        if len(stars) != 1:
+            return None
+        table = stars[0].table if isinstance(stars[0], exp.Column) else ""
+        if table:
+            return scope.sources.get(table)
+        sources = list(scope.selected_sources.values())
+        return sources[0][1] if len(sources) == 1 else None
+
+    def through_star(self, scope, name: str, label: str, depth: int = 0):
+        """CTE-star inference: `name` read from `scope`, a `select *` over a table with unknown columns.
+
+        Reading `renamed.id` where `renamed` is `select * from source` and `source` is `select * from
+        raw.customers` is evidence that raw.customers has a column `id`: the column is inferred on that
+        table (an `inferred` node) and followed, flagged in a note. None when the star is ambiguous (a
+        join, two stars, a table function).
+        """
+        exp = self.exp
+        src = self._star_of(scope)
+        if src is None or depth > 64:
+            return None
+        rows = self.scope_lin(scope).rows
+        if isinstance(src, exp.Table):
+            if not isinstance(src.this, exp.Identifier) or src.name in self.known:
+                return None
+            slot = src.name
+            col = name.lower()
+            self.inferred.setdefault(slot, set()).add(col)
+            note = (f"'{col}' inferred on {self.slots.get(slot, slot)} (read through '{label}', a select * over "
+                    "a table whose columns are unknown)")
+            return {**rows, (slot, col): COPY}, None, note
+        if src.is_udtf:
+            return None
+        lin = self.scope_lin(src)
+        idx = lin.by_name.get(name)
+        if idx is not None:
+            return {**rows, **lin.cols[idx]}, lin.unresolved.get(idx), lin.notes.get(idx)
+        if lin.star_unknown:
+            got = self.through_star(src, name, label, depth + 1)
+            if got is not None:
+                return {**rows, **got[0]}, got[1], got[2]
+        return None
+
+    def star_table(self, scope, depth: int = 0) -> str | None:
+        """The table slot a query passes through unchanged with `select *` (through CTEs), if any."""
+        exp = self.exp
+        src = self._star_of(scope)
+        if src is None or depth > 64 or len(scope.expression.selects) != 1:
+            return None
+        if isinstance(src, exp.Table):
+            return src.name if isinstance(src.this, exp.Identifier) and src.name not in self.known else None
+        if src.is_udtf:
+            return None
+        return self.star_table(src, depth + 1)
+
     def _table_column(self, src, name: str, note: str | None):
         if not isinstance(src.this, self.exp.Identifier):
+            alias = src.args.get("alias")
+            named = [c.name.lower() for c in alias.columns] if alias is not None and alias.columns else []
+            if name.lower() in named:
+                # `range(n) as t(i)`: the function makes the values; its column inputs (if any) feed them
+                inputs: dict[Base, str] = {}
+                for c in src.this.find_all(self.exp.Column):
+                    lin, _, _ = self.column_ref(self._scope_of(src), c) if self._scope_of(src) else (None, 0, 0)
+                    for b, k in (lin or {}).items():
+                        inputs[b] = merge(inputs.get(b), compose(TRANSFORM, k))
+                return inputs, None, note
             return None, f"reads table function {src.this.sql(dialect=self.dialect)}; its columns are not known", None
         slot = src.name
-        key = self.slots.get(slot, slot)
+        if slot not in self.slots:
+            # a CTE named as a table: sqlglot leaves it unresolved under PIVOT / UNPIVOT
+            return None, f"'{name}' comes through PIVOT / UNPIVOT over CTE '{slot}', which is not followed", None
+        key = self.slots[slot]
         col = name.lower()
         cols = self.known.get(slot)
         if cols is None:
@@ -315,8 +435,30 @@ class _Walker:
                 labels = ", ".join(self.slots.get(src.name, a) if isinstance(src, self.exp.Table) else a
                                    for a, src in unknown)
                 return None, f"unqualified '{name}' could come from any of {labels} (columns unknown); qualify it", None
+            only = list(s.selected_sources.values())
+            if s is scope and len(only) == 1 and isinstance(only[0][1], self.exp.Table) \
+                    and only[0][1].name in self.slots:
+                return only[0][1], None, None  # one table: the column is its own, if undeclared (flagged)
+            if not s.is_subquery:
+                break  # only a correlated subquery sees its outer query's sources; a CTE does not
             s = s.parent
-        return None, f"column '{name}' is in no source of its query", None
+        return None, self._missing(scope, name), None
+
+    def _missing(self, scope, name: str) -> str:
+        """Why an unqualified column is in no source: name the source(s) and list what they have."""
+        sources = list(scope.selected_sources.items())
+        if len(sources) == 1:
+            alias, (_, src) = sources[0]
+            if isinstance(src, self.exp.Table):
+                cols = [c for _, c in self.order.get(src.name, ())]
+                label = self.slots.get(src.name, alias)
+            elif src.is_udtf:
+                return f"column '{name}' is in no source of its query"
+            else:
+                cols, label = self.scope_lin(src).names, alias
+            return f"'{label}' has no column '{name}' (its columns: {columns_text(cols)})"
+        labels = ", ".join(a for a, _ in sources) or "no source"
+        return f"column '{name}' is in none of {labels}"
 
     def _udtf(self, src, name: str) -> tuple[dict[Base, str] | None, str | None]:
         """Columns of UNNEST / LATERAL / VALUES: a lateral subquery by name, otherwise the function inputs."""
@@ -351,7 +493,14 @@ class _Walker:
     def scope_lin(self, scope) -> _ScopeLin:
         got = self.memo.get(id(scope))
         if got is None:
-            got = self._scope_lin(scope)
+            if id(scope) in self.active:
+                # A column looked up from inside the scope that defines it: nothing to follow there.
+                return _ScopeLin([], [], {}, {}, {}, {}, star_unknown="the query refers to itself")
+            self.active.add(id(scope))
+            try:
+                got = self._scope_lin(scope)
+            finally:
+                self.active.discard(id(scope))
             self.memo[id(scope)] = got
         return got
 

@@ -31,11 +31,14 @@ class AssetLineage:
     inferred: dict[str, tuple[str, ...]] = field(default_factory=dict)
     origin: str = "sql"
     parsed: bool = False
+    #: the upstream asset this asset passes through unchanged with `select *` when that asset's columns
+    #: are unknown: a column read downstream is then inferred on it too (CTE-star inference across assets)
+    star_source: str | None = None
 
     def to_plain(self) -> tuple[Any, ...]:
         """A tuple of builtins for `marshal` (the cache format)."""
         return (self.key, self.columns, self.edges, self.unresolved, self.notes, self.reads, self.inferred,
-                self.origin, self.parsed)
+                self.origin, self.parsed, self.star_source)
 
     @classmethod
     def from_plain(cls, t: tuple[Any, ...]) -> AssetLineage:

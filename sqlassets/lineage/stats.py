@@ -48,7 +48,7 @@ def to_text(data: dict[str, Any], limit: int = 50) -> str:
         f"assets: {data['assets']} ({data['assets_with_sql']} with SQL: {data['parsed']} parsed, "
         f"{data['from_cache']} from cache) in {data['seconds']:.2f}s",
         f"columns: {data['columns']} ({s['resolved']} resolved from SQL, {s['declared']} declared, "
-        f"{s['inferred']} inferred from usage, {s['unresolved']} unresolved)",
+        f"{s['inferred']} inferred from how SQL reads them, {s['unresolved']} unresolved)",
         "edges: {} ({})".format(data["edges"], ", ".join(f"{k} {v}" for k, v in data["edges_by_kind"].items())),
         f"catalog: {data['catalog']}",
     ]

@@ -55,9 +55,9 @@ def test_compiled_once_then_cached_and_no_warehouse_lock(project_root: Path, mon
     calls: list[list[str]] = []
     real = compile_mod._run_dbt_compile
 
-    def counting(project_, assets):
+    def counting(project_, assets, **kw):
         calls.append(sorted(a.key for a in assets))
-        return real(project_, assets)
+        return real(project_, assets, **kw)
 
     monkeypatch.setattr(compile_mod, "_run_dbt_compile", counting)
     # Another process holds the warehouse: compiling must not need it.

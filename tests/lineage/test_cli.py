@@ -138,3 +138,26 @@ def test_upstream_and_downstream_flags_together_mean_both(shop: Path) -> None:
     assert set(one) >= {"upstream"} and "downstream" not in one
     assert both["upstream"] == one["upstream"] and both["downstream"]
     assert both == default
+
+
+def test_show_of_an_ephemeral_model_says_what_it_is(shop: Path) -> None:
+    r = invoke(["--project", str(shop), "show", "int_order_payments"])
+    assert r.exit_code == 2
+    assert "is an ephemeral dbt model" in r.stderr and "unknown asset" not in r.stderr
+    assert "fct_orders" in r.stderr  # the model it is part of
+
+
+def test_unknown_column_hint_lists_every_column_or_says_how_many_more() -> None:
+    from sqlassets.errors import UserError
+    from sqlassets.lineage.graph import ColumnGraph
+    from sqlassets.lineage.result import AssetLineage
+
+    cols = tuple(f"col_{i:02d}" for i in range(18))
+    cg = ColumnGraph.build([AssetLineage("wide", cols)])
+    with pytest.raises(UserError) as err:
+        cg.resolve("wide.zzz_unrelated")
+    assert "its 18 columns:" in str(err.value) and all(c in str(err.value) for c in cols)
+    cg = ColumnGraph.build([AssetLineage("wider", tuple(f"c{i}" for i in range(30)))])
+    with pytest.raises(UserError) as err:
+        cg.resolve("wider.zzz_unrelated")
+    assert "and 10 more" in str(err.value)
