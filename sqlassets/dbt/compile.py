@@ -244,12 +244,22 @@ def warehouse_reachable(project: Project, timeout: float = 1.5) -> bool:
     if not host:
         return False
     import socket
+    import threading
 
-    try:
-        with socket.create_connection((str(host), port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    answered: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((str(host), port), timeout=timeout):
+                answered.append(True)
+        except OSError:
+            pass
+
+    # name resolution ignores socket timeouts: bound the whole probe, offline it must not stall a run
+    worker = threading.Thread(target=probe, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return bool(answered)
 
 
 # -- running dbt ----------------------------------------------------------------------------------
@@ -318,7 +328,9 @@ def _one_line_reason(message: str, introspect: bool) -> str:
             reason = rest.split(") ", 1)[1] if ") " in rest else rest
     reason = reason[:300]
     if not introspect and _NEEDS_WAREHOUSE.search(message):
-        return f"needs a live warehouse to compile (a macro queries it; warehouse not reachable): {reason}"
+        why = "" if "connection never acquired" in reason else f": {reason}"
+        return ("needs a live warehouse to compile: a macro runs a query while compiling, and the warehouse is "
+                f"not reachable from here (compiled with --no-introspect){why}")
     return f"dbt compile failed: {reason}"
 
 

@@ -460,12 +460,17 @@ class _Walker:
         labels = ", ".join(a for a, _ in sources) or "no source"
         return f"column '{name}' is in none of {labels}"
 
+    def _lateral_query(self, lateral) -> bool:
+        """LATERAL (subquery) rather than LATERAL FLATTEN(...) / a table function (whose sources are CTEs)."""
+        return lateral.find(self.exp.Subquery, self.exp.Select) is not None and not isinstance(
+            lateral.this, (self.exp.Explode, self.exp.Func)) or isinstance(lateral.this, self.exp.Subquery)
+
     def _udtf(self, src, name: str) -> tuple[dict[Base, str] | None, str | None]:
         """Columns of UNNEST / LATERAL / VALUES: a lateral subquery by name, otherwise the function inputs."""
         exp = self.exp
         inner = [v for v in src.sources.values() if isinstance(v, self.Scope) and not v.is_udtf]
         inner += [s for s in src.subquery_scopes if s not in inner]
-        if isinstance(src.expression, exp.Lateral) and inner:
+        if isinstance(src.expression, exp.Lateral) and inner and self._lateral_query(src.expression):
             lin = self.scope_lin(inner[0])
             idx = lin.by_name.get(name)
             if idx is None:
@@ -593,7 +598,7 @@ class _Walker:
         for alias, (_, src) in scope.selected_sources.items():
             if isinstance(src, self.Scope):
                 if src.is_udtf:
-                    if isinstance(src.expression, exp.Lateral):
+                    if isinstance(src.expression, exp.Lateral) and self._lateral_query(src.expression):
                         inner = [v for v in src.sources.values() if isinstance(v, self.Scope) and not v.is_udtf]
                         for sub in inner[:1]:
                             rows.update(dict.fromkeys(self.scope_lin(sub).rows, FILTER))

@@ -44,7 +44,8 @@ def read_catalog(project: Project | None, graph: AssetGraph) -> tuple[dict[str, 
         return {}, "no project"
     wh = project.warehouse
     if wh.type != "duckdb" or wh.path is None:
-        return {}, f"catalog not read ({wh.type} warehouse; lineage works offline)"
+        return {}, (f"catalog not read ({wh.type} warehouse, not queried by lineage): columns come from the SQL, "
+                    "YAML declarations and what downstream SQL reads")
     path = Path(wh.path)
     if not path.exists():
         return {}, f"catalog not read ({path.name} does not exist yet)"
