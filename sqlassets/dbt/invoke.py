@@ -36,11 +36,21 @@ _THREAD_LOCK = threading.RLock()
 _HELD: dict[int, bool] = {}
 
 
+def _lock_path(project: Project) -> Path:
+    """Outside the project (a refused command leaves nothing in it), one per state dir."""
+    import hashlib
+    import tempfile
+
+    digest = hashlib.sha256(str(project.state_dir.resolve()).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"sqlassets-dbt-{digest}.lock"
+
+
 @contextlib.contextmanager
 def dbt_lock(project: Project) -> Iterator[None]:
     """One dbt invocation at a time: across threads (dbt's globals) and processes (the scratch DuckDB file).
 
-    A file lock in the state dir; a second run waits for the first, then finds its work in the cache.
+    A file lock per state dir (in the temp dir); a second run waits for the first, then finds its work
+    in the cache.
     """
     import fcntl
 
@@ -48,8 +58,7 @@ def dbt_lock(project: Project) -> Iterator[None]:
         if _HELD.get(0):  # re-entered by the thread holding it: the file lock is already ours
             yield
             return
-        project.state_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(project.state_dir / "dbt.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(_lock_path(project), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             _HELD[0] = True
@@ -174,7 +183,7 @@ def scratch_db(project: Project, base: Path) -> Path | None:
     return base / "db" / wh.path.name
 
 
-def scratch_profiles(project: Project, base: Path) -> Path | None:
+def scratch_profiles(project: Project, base: Path, *, write_to: Path | None = None) -> Path | None:
     """A profiles.yml in `base` whose DuckDB path is a scratch file named like the warehouse.
 
     Compiling must never open (and lock) the real warehouse; the scratch file keeps the database
@@ -187,10 +196,12 @@ def scratch_profiles(project: Project, base: Path) -> Path | None:
         return None
     import yaml
 
-    scratch.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     output = _raw_output(project) or {}
     output.update({"type": "duckdb", "path": str(scratch), "threads": 1})
     target = project.target or "dev"
     profile = project.profile_name or project.name
-    write_private(base / "profiles.yml", yaml.safe_dump({profile: {"target": target, "outputs": {target: output}}}))
-    return base
+    folder = write_to or base
+    if write_to is None:
+        scratch.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_private(folder / "profiles.yml", yaml.safe_dump({profile: {"target": target, "outputs": {target: output}}}))
+    return folder

@@ -11,12 +11,10 @@ disabled nodes are left out (dbt keeps them outside `nodes`).
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import functools
 import gc
 import hashlib
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -107,14 +105,14 @@ def run_dbt_parse(project: Project) -> Path:
         # Parsed as the compile will run (its vars, its scratch profile), so a later `dbt compile` reuses
         # this parse instead of parsing the whole project again.
         try:
-            args, profiles_dir = parse_args(project)
-        except OSError:  # a read-only state dir: parse as the user would
+            args, profiles_dir = parse_args(project, Path(tmp))
+        except (OSError, ConfigError):  # an unreadable profile: parse as the user would, dbt says what is wrong
             args, profiles_dir = [], None
         profiles_dir = profiles_dir or project.profiles_dir
         if profiles_dir is None:
             profiles_dir = Path(tmp)
             _write_fallback_profile(project, profiles_dir)
-        with dbt_invoke.dbt_lock(project) if _state_dir_writable(project) else contextlib.nullcontext():
+        with dbt_invoke.dbt_lock(project):
             dbt_invoke.invoke(project, "parse", args, profiles_dir=profiles_dir, log_dir=Path(tmp) / "logs",
                               what=f"dbt parse of {project.root}")
     path = manifest_path(project)
@@ -123,14 +121,6 @@ def run_dbt_parse(project: Project) -> Path:
         orjson.dumps({"target": project.target, "manifest_mtime": path.stat().st_mtime})
     )
     return path
-
-
-def _state_dir_writable(project: Project) -> bool:
-    try:
-        project.state_dir.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return False
-    return os.access(project.state_dir, os.W_OK)
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
@@ -216,13 +206,28 @@ class ManifestShapeError(ValueError):
     """A manifest field has the wrong type (turned into a ConfigError naming the manifest)."""
 
 
-def assets_from_manifest(manifest: dict[str, Any], root: Path) -> list[Asset]:
+def project_dialect(project: Project, manifest: dict[str, Any]) -> str:
+    """The SQL dialect of the project's models: its adapter, as dbt compiles them.
+
+    The profile's type (or sqlassets.yml's `warehouse.type`) when there is one: that is the adapter
+    `dbt compile` runs with. Without a profile the manifest's `metadata.adapter_type` (the user's own
+    manifest says which adapter compiled it); DuckDB when nothing says.
+    """
+    if project.profiles_dir is not None or project.settings.raw.get("warehouse") is not None:
+        adapter = project.warehouse.type
+    else:
+        adapter = str((manifest.get("metadata") or {}).get("adapter_type") or "duckdb")
+    return DIALECTS.get(adapter, adapter)
+
+
+def assets_from_manifest(manifest: dict[str, Any], root: Path, dialect: str | None = None) -> list[Asset]:
     """Turn a manifest into assets (pure: no dbt import, no I/O except seed CSV headers)."""
     nodes: dict[str, dict[str, Any]] = manifest["nodes"]
     sources: dict[str, dict[str, Any]] = manifest.get("sources") or {}
     groups: dict[str, Any] = manifest.get("groups") or {}
-    adapter = str((manifest.get("metadata") or {}).get("adapter_type") or "duckdb")
-    dialect = DIALECTS.get(adapter, adapter)
+    if dialect is None:
+        adapter = str((manifest.get("metadata") or {}).get("adapter_type") or "duckdb")
+        dialect = DIALECTS.get(adapter, adapter)
 
     asset_nodes = {uid: n for uid, n in nodes.items() if n.get("resource_type") in ASSET_RESOURCE_TYPES}
     ephemeral = {uid for uid, n in asset_nodes.items() if (n.get("config") or {}).get("materialized") == "ephemeral"}
@@ -364,7 +369,7 @@ def load_dbt_assets(project: Project) -> list[Asset]:
     try:
         manifest = load_manifest(project)
         try:
-            return assets_from_manifest(manifest, project.root)
+            return assets_from_manifest(manifest, project.root, project_dialect(project, manifest))
         except (ManifestShapeError, AttributeError, TypeError, KeyError) as exc:
             # A hand-edited or foreign manifest: one line naming it, not a traceback from deep inside.
             what = str(exc) if isinstance(exc, ManifestShapeError) else f"unexpected shape ({type(exc).__name__}: {exc})"

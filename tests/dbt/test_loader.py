@@ -287,3 +287,25 @@ def test_copy_fixture_leaves_run_artifacts_behind(tmp_path: Path) -> None:
     root = copy_fixture("shop", tmp_path / "s")
     assert not (root / "target").exists() and (root / "dbt_project.yml").exists()
     assert os.listdir(root / "dbt_packages") == ["shared_pkg"]
+
+
+def test_dialect_follows_the_project_adapter_not_the_parse_profile(tmp_path: Path) -> None:
+    """A Snowflake project parsed without a Snowflake profile still parses its SQL as Snowflake."""
+    from sqlassets.dbt.loader import assets_from_manifest, project_dialect
+    from sqlassets.project import load_project
+
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "dbt_project.yml").write_text("name: p\nversion: '1.0'\nprofile: p\n")
+    (root / "sqlassets.yml").write_text("warehouse: {type: snowflake, database: ANALYTICS, schema: DBT}\n")
+    manifest = {"metadata": {"adapter_type": "duckdb"}, "nodes": {}, "sources": {}}
+    project = load_project(root)
+    assert project_dialect(project, manifest) == "snowflake"
+    (root / "sqlassets.yml").unlink()
+    bare = load_project(root)
+    if bare.profiles_dir is None:  # no profile anywhere: the manifest's adapter says
+        assert project_dialect(bare, {"metadata": {"adapter_type": "snowflake"}}) == "snowflake"
+    node = {"resource_type": "model", "name": "m", "package_name": "p", "raw_code": "select 1",
+            "config": {"materialized": "view"}, "database": "d", "schema": "s", "original_file_path": "models/m.sql"}
+    got = assets_from_manifest({**manifest, "nodes": {"model.p.m": node}}, root, "snowflake")
+    assert got[0].dialect == "snowflake"
