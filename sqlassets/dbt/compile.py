@@ -2,8 +2,8 @@
 
 Where a model's compiled SQL comes from, in order:
 1. the user's own compiled manifest (`target/manifest.json` after `dbt compile|run|build`), when the
-   loader found it fresh and the model's SQL does not depend on what sqlassets compiles differently
-   (`is_incremental()`, the window vars);
+   loader found it fresh (to run a model, only if its SQL does not depend on what sqlassets compiles
+   differently: `is_incremental()`, the window vars);
 2. the compile cache, `<state_dir>/compiled/<key>.sql` (or `<key>.err`: a model that failed to compile
    is not retried until one of its inputs changes, or `--no-cache`);
 3. one in-process `dbt compile` for everything still missing. A few models are selected by path; past
@@ -342,9 +342,11 @@ def _uses_own_compile(asset: Asset) -> bool:
 
 
 def compile_assets(project: Project, graph: AssetGraph, keys: Iterable[str], *, use_cache: bool = True,
-                   on_compile: Callable[[int], None] | None = None) -> CompileResult:
+                   on_compile: Callable[[int], None] | None = None, for_run: bool = False) -> CompileResult:
     """Compiled SQL for `keys`, per model, never raising for one model's failure (see the module doc).
 
+    `for_run`: the SQL will be run per partition, so a manifest's compiled code is not used for models
+    whose SQL depends on `is_incremental()` or the window vars (lineage may use it: same columns).
     Raw SQL assets come back as written; seeds, sources, externals and ephemeral models have no SQL of
     their own and are left out. Raises only when dbt cannot run at all (no profile, the project does not
     parse): a project problem, not a model's.
@@ -364,7 +366,7 @@ def compile_assets(project: Project, graph: AssetGraph, keys: Iterable[str], *, 
             continue
         if asset.kind not in COMPILED_KINDS or asset.materialization == "ephemeral":
             continue
-        if asset.compiled_sql and not _uses_own_compile(asset):
+        if asset.compiled_sql and not (for_run and _uses_own_compile(asset)):
             out.sql[key] = asset.compiled_sql
             out.origin[key] = "manifest"
             continue
@@ -455,7 +457,7 @@ def compiled_sql(project: Project, graph: AssetGraph, keys: Iterable[str],
     Used before materializing, where running without a model's SQL is not an option; the message names
     each failing model and dbt's reason.
     """
-    result = compile_assets(project, graph, keys, use_cache=use_cache, on_compile=on_compile)
+    result = compile_assets(project, graph, keys, use_cache=use_cache, on_compile=on_compile, for_run=True)
     if result.failed:
         items = sorted(result.failed.items())
         first = "; ".join(f"'{k}': {why}" for k, why in items[:3])

@@ -728,7 +728,7 @@ class _Walker:
                     labels.append(self.slots.get(src.name, alias))
             elif src is not None and not src.is_udtf and self.scope_lin(src).star_unknown:
                 if len(sources) == 1:
-                    return self.scope_lin(src).star_unknown  # name the real table, not the CTE
+                    return f"through '{alias}': {self.scope_lin(src).star_unknown}"  # the CTE and the real table
                 labels.append(alias)
         what = ", ".join(labels) or "a source"
         return (f"select {proj.sql(dialect=self.dialect)} over {what} whose columns are unknown; "

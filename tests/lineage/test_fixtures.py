@@ -76,3 +76,19 @@ def test_columns_without_notes_are_certain():
         _, spec = _load(name)
         if all(v is not None for v in (spec.get("tables") or {}).values()) and not expect.get("notes"):
             assert not rec.notes, f"{name}: unexpected guesses {rec.notes}"
+
+
+def test_inferred_columns_are_carried_through_select_star_assets() -> None:
+    """`stg = select * from src` (src columns unknown), `mart` reads stg.id: src.id is inferred, stg.id <- src.id."""
+    from sqlassets.lineage.graph import ColumnGraph
+
+    stg = resolve_asset("stg", "model", "with s as (select * from src) select * from s", "duckdb", {"src": None},
+                        {"src": "src"})
+    assert stg.star_source == "src" and "*" in stg.unresolved
+    mart = resolve_asset("mart", "model", "select id, upper(name) as name from stg", "duckdb", {"stg": None},
+                         {"stg": "stg"})
+    cg = ColumnGraph.build([stg, mart])
+    up = {r.column: r.edge for r in cg.walk(cg.resolve("mart.name"), "upstream")}
+    assert up == {"stg.name": "transform", "src.name": "copy"}
+    assert cg.info[cg.resolve("src.name")].status == "inferred"
+    assert cg.info[cg.resolve("mart.name")].status == "inferred"  # one hop from an inferred column
