@@ -109,3 +109,22 @@ def test_package_models_compile_too(shop_copy: Path) -> None:
     assert "range(" in sql["calendar_days"].lower()
     assert "'shared' as origin" in sql["shared_pkg.stg_customers"]
     assert "'shared'" not in sql["shop.stg_customers"]
+
+
+def test_whole_project_compile_caches_every_model(project_root: Path, monkeypatch) -> None:
+    """Past the threshold dbt compiles the whole project in one selection; every model lands in the cache."""
+    project = load_project(project_root)
+    graph = load_graph(project)
+    monkeypatch.setattr(compile_mod, "_SELECT_ALL_FROM", 1)
+    calls: list[bool] = []
+    real = compile_mod._run_dbt_compile
+
+    def spy(project_, assets, **kw):
+        calls.append(kw.get("whole_project", False))
+        return real(project_, assets, **kw)
+
+    monkeypatch.setattr(compile_mod, "_run_dbt_compile", spy)
+    got = compile_mod.compile_assets(project, graph, ["totals"], use_cache=False)
+    assert calls == [True] and set(got.sql) == {"totals"} and not got.failed
+    rest = compile_mod.compile_assets(project, graph, ["fct_daily", "by_window", "stg_events"])
+    assert calls == [True] and set(rest.origin.values()) == {"cache"}
