@@ -72,6 +72,11 @@ def tests_from_manifest(manifest: dict[str, Any], graph: AssetGraph) -> dict[str
             attached = graph.sort(deps)[-1]
         meta = node.get("test_metadata") or {}
         limit = config.get("limit")
+        store_as = None
+        if config.get("store_failures") or config.get("store_failures_as") in ("table", "view"):
+            store_as = config.get("store_failures_as") or "table"
+            if store_as not in ("table", "view"):  # dbt: "ephemeral" stores nothing
+                store_as = None
         test = DbtTest(
             unique_id=uid,
             name=node.get("name") or uid,
@@ -85,6 +90,9 @@ def tests_from_manifest(manifest: dict[str, Any], graph: AssetGraph) -> dict[str
             test_type=meta.get("name") or "singular",
             path=node.get("original_file_path"),
             depends_on=deps,
+            store_failures_as=store_as,
+            audit=(node.get("database"), node.get("schema"), str(node.get("alias") or node.get("name") or uid))
+            if store_as else None,
         )
         out.setdefault(attached, []).append(test)
     for tests in out.values():
@@ -213,6 +221,36 @@ def _partition_template(sql: str, parts: tuple[str, ...], dialect: str) -> str |
     return tree.sql(dialect=dialect) if hits else None
 
 
+def store_failures(test: DbtTest, sql: str, limit: str, connection: Any) -> str:
+    """dbt's `store_failures`: the failing rows as a table (or view) in the audit schema, replaced each run.
+
+    Returns the relation written, or why not (the message is kept on the result; storing failures never
+    changes the test's verdict).
+    """
+    from sqlglot import exp
+
+    database, schema, name = test.audit  # type: ignore[misc]
+    table = exp.table_(name, db=schema, catalog=database, quoted=True)
+    target = table.sql(dialect="duckdb")
+    kind = "VIEW" if test.store_failures_as == "view" else "TABLE"
+    cursor = connection.cursor()
+    try:
+        if schema:
+            schema_ref = exp.Table(db=exp.to_identifier(schema, quoted=True),
+                                   catalog=exp.to_identifier(database, quoted=True) if database else None)
+            cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {schema_ref.sql(dialect='duckdb')}")
+        try:  # the other kind from an earlier run with another store_failures_as
+            cursor.execute(f"DROP {'TABLE' if kind == 'VIEW' else 'VIEW'} IF EXISTS {target}")
+        except Exception:  # noqa: BLE001 - it is of the kind we are about to replace
+            pass
+        cursor.execute(f"CREATE OR REPLACE {kind} {target} AS SELECT * FROM (\n{sql}\n{limit}\n) dbt_failures")
+        return target
+    except Exception as exc:  # noqa: BLE001 - a read-only warehouse or a clash: say so, keep the verdict
+        return f"not stored ({' '.join(str(exc).split())[:200]})"
+    finally:
+        cursor.close()
+
+
 def _expected(test: DbtTest) -> str:
     if test.error_if == "!= 0" and test.warn_if == "!= 0":
         return "0 failing rows"
@@ -243,6 +281,9 @@ def run_test(test: DbtTest, sql: str | None, connection: Any, *, partition: str 
     finally:
         cursor.close()
     failures, should_warn, should_error = row if row else (None, False, False)
+    if test.store_failures_as and test.audit:
+        stored = store_failures(test, sql, limit, connection)
+        details["stored_failures"] = stored
     if isinstance(failures, float | decimal.Decimal) and failures == int(failures):
         failures = int(failures)
     details["observed_text"] = f"{failures} failing row{'' if failures == 1 else 's'}"

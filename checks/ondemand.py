@@ -28,8 +28,12 @@ class CheckOutcome:
         return [r for r in self.results if r.blocking]
 
 
-def open_warehouse_readonly(project: Project):
-    """A read-only DuckDB connection to the project's warehouse; UserError when it cannot be opened."""
+def open_warehouse_readonly(project: Project, *, write: bool = False):
+    """A read-only DuckDB connection to the project's warehouse; UserError when it cannot be opened.
+
+    `write`: read-write instead, only when a selected dbt test stores its failures (`store_failures`),
+    which dbt writes to the audit schema as `dbt test` does.
+    """
     wh = project.warehouse
     if wh.type != "duckdb":
         raise UserError(f"checks run on DuckDB warehouses for now, not {wh.type}")
@@ -38,10 +42,11 @@ def open_warehouse_readonly(project: Project):
     import duckdb
 
     try:
-        return duckdb.connect(str(wh.path), read_only=True)
+        return duckdb.connect(str(wh.path), read_only=not write)
     except duckdb.Error as exc:
         first = str(exc).splitlines()[0]
-        raise UserError(f"cannot open warehouse {wh.path} read-only ({first}); is a run writing to it?") from None
+        how = "for writing test failures" if write else "read-only"
+        raise UserError(f"cannot open warehouse {wh.path} {how} ({first}); is a run writing to it?") from None
 
 
 def partitions_to_check(runner, graph: AssetGraph, spec: str | None) -> dict[str, list[str]]:
@@ -78,7 +83,8 @@ def run_on_demand(project: Project, graph: AssetGraph, *, select: Sequence[str] 
         return None
     wanted = partitions_to_check(runner, graph, partitions)
     runner.prepare()  # compile dbt tests before touching the warehouse
-    con = open_warehouse_readonly(project)
+    stores = any(t.store_failures_as for c in runner.checks.values() for t in c.dbt_tests)
+    con = open_warehouse_readonly(project, write=stores)
     try:
         results = runner.run(con, wanted)
     finally:

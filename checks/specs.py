@@ -76,6 +76,10 @@ class DbtTest:
     test_type: str  # the generic test's name (not_null, unique, ...) or "singular"
     path: str | None
     depends_on: tuple[str, ...]  # asset keys the test reads
+    # dbt `store_failures`: "table" or "view" (as `store_failures_as`), None when failures are not stored;
+    # `audit` is the relation dbt would store them in (database, schema, identifier)
+    store_failures_as: str | None = None
+    audit: tuple[str | None, str | None, str] | None = None
 
 
 @dataclass(frozen=True)

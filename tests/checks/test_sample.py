@@ -122,3 +122,19 @@ def test_gate_usage_errors(built_sample: Path, tmp_path: Path):  # noqa: F811
     bad.write_text("{not json")
     res = invoke(["--project", str(built_sample), "ci", "--base", str(bad)])
     assert res.exit_code == 2 and "not valid JSON" in res.stderr
+
+
+def test_store_failures_writes_the_failing_rows_as_dbt_does(built_sample: Path, tmp_path: Path):  # noqa: F811
+    root = shutil.copytree(built_sample, tmp_path / "copy")
+    with (root / "dbt_project.yml").open("a") as f:
+        f.write("\ndata_tests:\n  shop:\n    +store_failures: true\n")
+    res = invoke(["--project", str(root), "check", "-s", "stg_customers"])
+    assert res.exit_code == 0, res.stdout + res.stderr
+    con = duckdb.connect(str(root / "data" / "warehouse.duckdb"), read_only=True)
+    try:
+        # dbt's audit schema (<target schema>_dbt_test__audit), one relation per test named by its alias
+        stored = con.execute("select count(*) from main_dbt_test__audit.not_null_stg_customers_email").fetchone()
+        passing = con.execute("select count(*) from main_dbt_test__audit.unique_stg_customers_customer_id").fetchone()
+    finally:
+        con.close()
+    assert stored == (3,) and passing == (0,)  # the 3 null emails; a passing test stores an empty table
