@@ -573,6 +573,52 @@ def _match_set(kw, b, cols):
     return Compiled(judge)
 
 
+# Type names as written in suites, folded onto the warehouse's spelling (DuckDB, Snowflake, BigQuery, Postgres).
+_TYPE_ALIASES = {
+    "INT": "INTEGER", "INT4": "INTEGER", "SIGNED": "INTEGER", "INT8": "BIGINT", "INT64": "BIGINT", "LONG": "BIGINT",
+    "INT2": "SMALLINT", "SHORT": "SMALLINT", "INT1": "TINYINT", "TEXT": "VARCHAR", "STRING": "VARCHAR",
+    "CHAR": "VARCHAR", "BPCHAR": "VARCHAR", "CHARACTER VARYING": "VARCHAR", "NUMERIC": "DECIMAL",
+    "NUMBER": "DECIMAL", "BIGNUMERIC": "DECIMAL", "FLOAT8": "DOUBLE", "DOUBLE PRECISION": "DOUBLE",
+    "FLOAT64": "DOUBLE", "FLOAT4": "FLOAT", "REAL": "FLOAT", "BOOL": "BOOLEAN", "LOGICAL": "BOOLEAN",
+    "DATETIME": "TIMESTAMP", "TIMESTAMP WITHOUT TIME ZONE": "TIMESTAMP", "TIMESTAMP_NTZ": "TIMESTAMP",
+    "TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_TZ": "TIMESTAMP WITH TIME ZONE",
+}
+
+
+def type_matches(actual: str, wanted: Any) -> bool:
+    """`wanted` names the column's type: exactly (`DECIMAL(10,2)`), or without its parameters (`DECIMAL`),
+    or by a common alias (`NUMERIC`, `INT`, `TEXT`, `STRING`, `FLOAT8`, ...). Case-insensitive."""
+    if not isinstance(wanted, str):
+        return False
+    a, w = " ".join(actual.upper().split()), " ".join(wanted.upper().split())
+    if a == w:
+        return True
+    a_base, _, a_args = a.partition("(")
+    w_base, _, w_args = w.partition("(")
+    same = _TYPE_ALIASES.get(a_base.strip(), a_base.strip()) == _TYPE_ALIASES.get(w_base.strip(), w_base.strip())
+    return same and (not w_args or a_args.replace(" ", "") == w_args.replace(" ", ""))
+
+
+@compiler("expect_column_values_to_be_of_type", "column", "type_", "mostly")
+def _of_type(kw, b, cols):
+    name = _column(kw, cols)
+    actual = cols.types[cols.names.index(name)]
+    if not isinstance(kw.get("type_"), str):
+        raise NotCovered("type_ must be a string")
+    return Compiled(lambda v: (type_matches(actual, kw["type_"]), {"observed_value": actual}))
+
+
+@compiler("expect_column_values_to_be_in_type_list", "column", "type_list", "mostly")
+def _in_type_list(kw, b, cols):
+    name = _column(kw, cols)
+    actual = cols.types[cols.names.index(name)]
+    wanted = kw.get("type_list")
+    if wanted is not None and not isinstance(wanted, list):
+        raise NotCovered("type_list must be a list")
+    return Compiled(lambda v: (wanted is None or any(type_matches(actual, t) for t in wanted),
+                               {"observed_value": actual}))
+
+
 def _aggregate_between(kw: dict[str, Any], b: QueryBuilder, cols: Columns,
                        make: Callable[[exp.Column], exp.Expression]) -> Compiled:
     for v in (kw.get("min_value"), kw.get("max_value")):

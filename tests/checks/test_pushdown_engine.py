@@ -105,3 +105,26 @@ def test_a_batch_is_one_aggregate_query(tmp_path: Path):
     for dialect in ("snowflake", "bigquery"):
         sql = sx.select(*b.selects).from_("batch").sql(dialect=dialect)
         assert "FILTER" not in sql and "COUNT(CASE WHEN" in sql
+
+
+def test_column_types_judged_from_the_catalog():
+    """GX cannot read column types through its SQL engine on DuckDB (it errors); the SQL engine judges them
+    from the warehouse's catalog, by exact name, name without parameters, or a common alias."""
+    con = duckdb.connect()
+    con.execute("create table t (i integer, d decimal(10, 2), s varchar, ts timestamp, b boolean, f double)")
+    kinds = [("expect_column_values_to_be_of_type", {"column": "i", "type_": "INTEGER"}, "pass"),
+             ("expect_column_values_to_be_of_type", {"column": "i", "type_": "int"}, "pass"),
+             ("expect_column_values_to_be_of_type", {"column": "d", "type_": "NUMERIC"}, "pass"),
+             ("expect_column_values_to_be_of_type", {"column": "d", "type_": "DECIMAL(10,2)"}, "pass"),
+             ("expect_column_values_to_be_of_type", {"column": "d", "type_": "DECIMAL(12,2)"}, "fail"),
+             ("expect_column_values_to_be_of_type", {"column": "s", "type_": "TEXT"}, "pass"),
+             ("expect_column_values_to_be_of_type", {"column": "ts", "type_": "DATE"}, "fail"),
+             ("expect_column_values_to_be_in_type_list", {"column": "f", "type_list": ["FLOAT8", "REAL"]}, "pass"),
+             ("expect_column_values_to_be_in_type_list", {"column": "b", "type_list": ["INTEGER"]}, "fail"),
+             ("expect_column_values_to_be_of_type", {"column": "nope", "type_": "INTEGER"}, "error")]
+    exps = tuple(Expectation(type=t, kwargs=k, meta={}, severity="critical", name=f"{i}", index=i)
+                 for i, (t, k, _) in enumerate(kinds))
+    got = evaluate(Suite("t", "checks/t.json", "t", exps), exps, DuckDBAccess(con),
+                   table=sx.table_("t", quoted=True), where=None, partition=None)
+    assert [r.status for r in got] == [k[2] for k in kinds], [(r.status, r.message) for r in got]
+    assert got[4].observed == "DECIMAL(10,2)" and "observed 'DECIMAL(10,2)'" in got[4].message
