@@ -168,9 +168,11 @@ def make_backfill_project(root: Path, days: int, events_per_day: int) -> Path:
     return root
 
 
-def backfill_ratio(base: Path, days: int, repeat: int, events_per_day: int) -> tuple[float, float]:
+def backfill_ratio(base: Path, days: int, repeat: int, events_per_day: int, *extra: str) -> tuple[float, float]:
     """(best seconds with checks, best without): the same backfill from the same fresh copy, alternating."""
-    src = make_backfill_project(base / "backfill_src", days, events_per_day)
+    src = base / "backfill_src"
+    if not src.exists():
+        make_backfill_project(src, days, events_per_day)
     best = {"checks": float("inf"), "none": float("inf")}
     for rnd in range(repeat + 1):  # round 0 warms caches and is not counted
         for kind in ("checks", "none"):
@@ -182,7 +184,7 @@ def backfill_ratio(base: Path, days: int, repeat: int, events_per_day: int) -> t
                 (proj / "checks").mkdir()
                 (proj / "checks" / "daily.json").write_text(json.dumps({"name": "daily",
                                                                         "expectations": DAILY_SUITE}))
-            secs, _rss, out = run([PY, "-m", "sqlassets", "--project", str(proj), "backfill", "--all"])
+            secs, _rss, out = run([PY, "-m", "sqlassets", "--project", str(proj), "backfill", "--all", *extra])
             if "done" not in out:
                 raise SystemExit(f"backfill did not finish:\n{out[-2000:]}")
             if rnd:
@@ -225,6 +227,10 @@ def main() -> None:
         print(f"\n{args.days}-day backfill (`backfill --all`, {args.events_per_day * args.days:,} events), best of "
               f"{args.repeat}: with its 8-expectation suite {with_checks:.2f}s, without {without:.2f}s")
         print(f"backfill with checks / without: {with_checks / without:.2f}x (goal <= 1.5x)")
+        batched_checks, batched = backfill_ratio(Path(tmp), args.days, args.repeat, args.events_per_day,
+                                                 "--batch-size", "31")
+        print(f"the same with --batch-size 31 (one statement and one check per batch): with {batched_checks:.2f}s, "
+              f"without {batched:.2f}s: {batched_checks / batched:.2f}x")
 
 
 if __name__ == "__main__":

@@ -40,8 +40,27 @@ def partition_where(asset: Asset, partition: str | None, window: tuple[str, str]
     return pred.sql(dialect=asset.dialect or "duckdb") if pred is not None else None
 
 
-def partition_predicate(asset: Asset, partition: str | None, window: tuple[str, str] | None) -> Any:
-    """`partition_where` as a sqlglot expression (for the SQL engine, which renders it in its dialect)."""
+def _as_dates(start: str, end: str) -> tuple[str, str] | None:
+    """The window as dates when both ends are midnights (a DATE column is then compared without casts)."""
+    import datetime as dt
+
+    try:
+        a, b = dt.datetime.fromisoformat(start), dt.datetime.fromisoformat(end)
+    except ValueError:
+        return None
+    if a.time() != dt.time(0) or b.time() != dt.time(0):
+        return None
+    return a.date().isoformat(), b.date().isoformat()
+
+
+def partition_predicate(asset: Asset, partition: str | None, window: tuple[str, str] | None,
+                        column_type: str | None = None) -> Any:
+    """`partition_where` as a sqlglot expression (for the SQL engine, which renders it in its dialect).
+
+    `column_type`: the partition column's type when known; a DATE column is compared with DATE literals
+    (a TIMESTAMP comparison would cast every row and defeat the engine's min/max pruning: checking one
+    day of a year-long table would scan all of it).
+    """
     if partition is None:
         return None
     from sqlglot import exp
@@ -58,9 +77,14 @@ def partition_predicate(asset: Asset, partition: str | None, window: tuple[str, 
     col = exp.column(pdef.column, quoted=True)
     if isinstance(pdef, TimePartitionsDef):
         start, end = window if window is not None else (pdef.window(key).iso()[0], pdef.window(last_key).iso()[1])
+        kind = "TIMESTAMP"
+        if column_type is not None and column_type.upper() == "DATE":
+            dates = _as_dates(start, end)
+            if dates is not None:
+                (start, end), kind = dates, "DATE"
         pred = exp.and_(
-            exp.GTE(this=col, expression=exp.cast(exp.Literal.string(start), "TIMESTAMP")),
-            exp.LT(this=col.copy(), expression=exp.cast(exp.Literal.string(end), "TIMESTAMP")),
+            exp.GTE(this=col, expression=exp.cast(exp.Literal.string(start), kind)),
+            exp.LT(this=col.copy(), expression=exp.cast(exp.Literal.string(end), kind)),
         )
     else:
         pred = exp.EQ(this=col, expression=exp.Literal.string(key))
@@ -238,7 +262,7 @@ class CheckRunner:
         rel = asset.relation
         assert rel is not None
         table = exp.table_(rel.identifier, db=rel.schema, catalog=rel.database, quoted=True)
-        pred = partition_predicate(asset, partition, window)
+        pred = partition_predicate(asset, partition, window, self._partition_column_type(asset, access, table))
         out: list[CheckResult] = []
         for suite in checks.suites:
             ours, theirs = split(suite, self.engine)
@@ -268,6 +292,20 @@ class CheckRunner:
                         got[e.index] = r
             out.extend(got[e.index] for e in suite.expectations)
         return out
+
+    def _partition_column_type(self, asset: Asset, access: Any, table: Any) -> str | None:
+        from sqlassets.run.partitions import partitions_def
+
+        pdef = partitions_def(asset)
+        if pdef is None or pdef.column is None:
+            return None
+        cols = access.columns(table)
+        if cols is None:
+            return None
+        try:
+            return cols.types[cols.names.index(cols.resolve(pdef.column))]
+        except (KeyError, ValueError):
+            return None
 
     def _record(self, results: list[CheckResult]) -> list[CheckResult]:
         with self._lock:
