@@ -18,6 +18,7 @@ import duckdb
 
 from sqlassets.adapters.base import Adapter, ColumnInfo, Session
 from sqlassets.errors import UserError
+from sqlassets.run import faults
 
 _LOCK_PID = re.compile(r"\(PID (\d+)\)")
 
@@ -49,6 +50,7 @@ class DuckDBSession(Session):
         self.cursor.execute("BEGIN TRANSACTION")
 
     def commit(self) -> None:
+        faults.hit("commit")  # (fault-injection suite: dies with the transaction open)
         self.cursor.execute("COMMIT")
 
     def rollback(self) -> None:
@@ -102,6 +104,10 @@ class DuckDBAdapter(Adapter):
                                         "or pass --wait") from None
                 time.sleep(delay)
                 delay = min(delay * 1.5, 1.0)
+            except duckdb.Error as exc:
+                # A corrupt file fails its checksums here (Corrupt database file: ...).
+                raise UserError(f"cannot open DuckDB warehouse {target}: {str(exc).splitlines()[0]}; restore it "
+                                "from a backup, or move it away to rebuild from scratch") from None
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:

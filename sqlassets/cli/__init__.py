@@ -171,8 +171,11 @@ def main(argv: list[str] | None = None) -> None:
     # Nothing sqlassets writes (state, logs, caches, reports, scratch profiles) is world-readable.
     os.umask(os.umask(0o077) | 0o007)
     debug = "--debug" in args or os.environ.get("SQLASSETS_DEBUG") == "1"
+    from sqlassets.run.signals import exit_code_for, sigterm_as_interrupt
+
     try:
-        cli.main(args=args, prog_name="sqlassets", standalone_mode=False)
+        with sigterm_as_interrupt():
+            cli.main(args=args, prog_name="sqlassets", standalone_mode=False)
         if argv is None and _command_of(args) in READ_ONLY_COMMANDS and "multiprocessing" not in sys.modules:
             # (after an in-process `dbt parse`, dbt's multiprocessing semaphores need the normal exit)
             _exit_without_teardown()
@@ -181,9 +184,11 @@ def main(argv: list[str] | None = None) -> None:
             raise
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
+    except click.exceptions.Abort as exc:
+        # click turns a KeyboardInterrupt (Ctrl-C, or SIGTERM as `Terminated`) into Abort.
+        cause = exc.__cause__ or exc.__context__
+        click.echo("interrupted" if isinstance(cause, KeyboardInterrupt) else "aborted", err=True)
+        sys.exit(exit_code_for(cause))
     except click.UsageError as exc:
         # One line like every other user error; `sqlassets COMMAND --help` has the usage.
         hint = f" (see 'sqlassets {exc.ctx.command_path.split(' ', 1)[1]} --help')" if exc.ctx and " " in \
@@ -195,6 +200,31 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2 if exc.exit_code == 1 else exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         click.echo("interrupted", err=True)
-        sys.exit(130)
+        sys.exit(exit_code_for(exc))
+    except Exception as exc:
+        line = None if debug else _environment_error(exc)
+        if line is None:
+            raise
+        click.echo(f"error: {line}", err=True)
+        sys.exit(2)
+
+
+def _environment_error(exc: BaseException) -> str | None:
+    """One line for what the machine refuses (a read-only project, a full disk), not a traceback.
+
+    These are not bugs: the user fixes them by making the state dir writable or moving it.
+    """
+    import errno
+
+    hint = ("sqlassets writes its state and caches under the state dir: make it writable, or point "
+            "state_dir in sqlassets.yml at a writable folder")
+    if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write {exc.filename or 'a file'}: {exc.strerror}; {hint}"
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return f"no space left on the device writing {exc.filename or 'a file'}; free some and re-run"
+    if type(exc).__module__ == "sqlite3" and any(t in str(exc) for t in (
+            "unable to open database file", "readonly database", "disk I/O error")):
+        return f"cannot write the state database ({exc}); {hint}"
+    return None

@@ -122,7 +122,7 @@ def invoke(project: Project, command: str, args: list[str], *, profiles_dir: Pat
         exc = result.exception
         if isinstance(exc, KeyboardInterrupt):
             # dbtRunner catches Ctrl-C and returns it as a failure; it is the user stopping us, not dbt failing.
-            raise KeyboardInterrupt from None
+            raise type(exc)() from None  # (a SIGTERM stays a SIGTERM: sqlassets.run.signals.Terminated)
         message = " ".join(str(exc).split())[:400] if exc else ""
         if not message and result.result is not None:
             errors = [f"{r.node.name}: {' '.join(str(r.message).split())[:200]}" for r in result.result

@@ -153,8 +153,40 @@ def load_manifest(project: Project, *, parse: bool = True) -> dict[str, Any]:
     if not _manifest_is_fresh(project, path):
         if not parse:
             raise ConfigError("manifest is missing or stale; run `dbt parse`", path=str(path))
+        if not _writable(project.target_path):
+            return _parse_elsewhere(project)
         path = run_dbt_parse(project)
     return read_manifest(path)
+
+
+def _writable(folder: Path) -> bool:
+    """Can we create files in `folder` (or create it)? Tried for real: permission bits lie to root."""
+    import tempfile
+
+    probe = folder if folder.exists() else folder.parent
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            return True
+    except OSError:
+        return False
+
+
+def _parse_elsewhere(project: Project) -> dict[str, Any]:
+    """A read-only project (a mounted checkout, a CI cache): parse into a temporary target path, so
+    read-only commands still work. Nothing is cached; the next run parses again."""
+    import tempfile
+
+    from sqlassets.dbt import invoke as dbt_invoke
+
+    with tempfile.TemporaryDirectory(prefix="sqlassets-dbt-") as tmp:
+        profiles_dir = project.profiles_dir
+        if profiles_dir is None:
+            profiles_dir = Path(tmp)
+            _write_fallback_profile(project, profiles_dir)
+        target = Path(tmp) / "target"
+        dbt_invoke.invoke(project, "parse", ["--target-path", str(target)], profiles_dir=profiles_dir,
+                          log_dir=Path(tmp) / "logs", what=f"dbt parse of {project.root} (read-only)")
+        return read_manifest(target / "manifest.json")
 
 
 def _code_version(raw: str, checksum: str, config: dict[str, Any]) -> str:

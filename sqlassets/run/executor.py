@@ -20,12 +20,12 @@ import heapq
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlassets.errors import UserError
+from sqlassets.run import faults
 from sqlassets.run.partitions import (
     UNPARTITIONED,
     TimePartitionsDef,
@@ -33,6 +33,8 @@ from sqlassets.run.partitions import (
     map_partitions,
 )
 from sqlassets.run.planner import Plan, build_plan, identity
+from sqlassets.run.signals import Terminated, exit_code_for, handling, interrupt_for
+from sqlassets.run.signals import deferred as signals_deferred
 from sqlassets.run.state import LeaseConflict, StateStore, UnitRecord, open_state
 from sqlassets.run.statement_cache import INCREMENTAL, CachedMaterializer, StatementCache, remember
 from sqlassets.selection import select_keys
@@ -100,11 +102,12 @@ class RunSummary:
     seconds: float = 0.0
     failures: list[tuple[str, str, str]] = field(default_factory=list)
     backfill_id: int | None = None
+    signal: int | None = None  # what interrupted the run (SIGINT / SIGTERM)
 
     @property
     def exit_code(self) -> int:
         if self.status == "interrupted":
-            return 130
+            return exit_code_for(self.signal)
         return 0 if self.failed == 0 and self.skipped == 0 else 1
 
 
@@ -228,7 +231,9 @@ class Executor:
                 self._prepare(unit.asset, mat, session, unit.keys)
                 if self.before_write is not None:
                     self.before_write(asset, unit.keys, attempts)
+                faults.hit("unit")
                 outcome = mat.write(session, unit.keys)
+                faults.hit("written")
                 break
             except Cancelled:
                 return UnitResult(unit.index, "cancelled", started, time.time(), attempts=attempts)
@@ -246,6 +251,7 @@ class Executor:
         if self.hook is not None:
             from sqlassets.run.partitions import partitions_def
 
+            faults.hit("check")
             pdef = partitions_def(asset)
             for label, window in _check_scopes(pdef, unit.keys):
                 try:
@@ -256,6 +262,11 @@ class Executor:
                     results = [CheckResult(asset=asset.key, check="post-materialize hook", status="error",
                                            partition=label, message=one_line(exc))]
                 checks.extend(results)
+            if self.stop.is_set():
+                # Interrupted while checking: the outcome of a check cut short is no verdict. The data is
+                # committed but not recorded done, so a resume writes and checks it again.
+                return UnitResult(unit.index, "cancelled", started, time.time(), attempts=attempts,
+                                  error="interrupted during checks")
             blocking = [r for r in checks if r.blocking]
             if blocking:
                 first = blocking[0]
@@ -305,17 +316,13 @@ class Executor:
         hit: list[int] = []
         deferring = [False]
 
-        def on_sigint(signum: int, frame: Any) -> None:
+        def on_signal(signum: int, frame: Any) -> None:
             hit.append(signum)
             self.stop.set()
             if not deferring[0]:
-                raise KeyboardInterrupt
+                raise interrupt_for(signum)
 
-        own_handler = (threading.current_thread() is threading.main_thread()
-                       and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
-        if own_handler:
-            signal.signal(signal.SIGINT, on_sigint)
-        try:
+        with handling(on_signal):
             try:
                 while ready and not self.stop.is_set():
                     unit = self.units[heapq.heappop(ready)[1]]
@@ -332,16 +339,16 @@ class Executor:
                     self._maybe_flush()
                     deferring[0] = False
                     if hit:
-                        raise KeyboardInterrupt
-            except KeyboardInterrupt:
+                        raise interrupt_for(hit[0])
+            except KeyboardInterrupt as exc:
                 interrupted = True
+                hit.append(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
                 self._interrupt()
             finally:
                 deferring[0] = True
                 self._flush()
-        finally:
-            if own_handler:
-                signal.signal(signal.SIGINT, signal.default_int_handler)
+        if hit:
+            summary.signal = signal.SIGTERM if signal.SIGTERM in hit else signal.SIGINT
         return self._finish(summary, t0, interrupted or bool(hit))
 
     def _interrupt(self) -> None:
@@ -424,15 +431,16 @@ class Executor:
                                 heapq.heappush(ready, (self.units[c].order, c))
                 if not self.stop.is_set():
                     submit()
-                with _sigint_deferred():
+                with signals_deferred():
                     while unrecorded:
                         unit, result = unrecorded.pop(0)
                         self._record(unit, result, summary)
                         if result.status == "failed":
                             self._skip_downstream(unit, summary)
                     self._maybe_flush()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             interrupted = True
+            summary.signal = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
             self._interrupt()
             for unit, result in unrecorded:
                 self._record(unit, result, summary)
@@ -446,7 +454,7 @@ class Executor:
             running.clear()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-            with _sigint_deferred():
+            with signals_deferred():
                 self._flush()
         return self._finish(summary, t0, interrupted)
 
@@ -459,7 +467,9 @@ class Executor:
         """Write the buffered state rows (units whose data committed) in one state-store transaction."""
         if self._pending:
             records, self._pending = self._pending, []
+            faults.hit("flush")
             self.state.record_units(self.run_id, records)
+            faults.hit("flushed")
         if self._pending_checks:
             checks, self._pending_checks = self._pending_checks, []
             self.state.record_check_results(self.run_id, checks)
@@ -527,27 +537,6 @@ class Executor:
             summary.skipped += len(s.keys)
             if self.progress is not None:
                 self.progress.unit(s.asset, s.keys, "skipped", None, 0.0, why)
-
-
-@contextmanager
-def _sigint_deferred() -> Iterator[None]:
-    """Hold Ctrl-C until the block ends (main thread only), then raise it.
-
-    The coordinator records finished units while workers run the next ones, so a Ctrl-C often lands
-    mid state-store transaction; deferring it keeps each record whole (all of a unit's rows or none).
-    """
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        yield
-        return
-    hit: list[int] = []
-    signal.signal(signal.SIGINT, lambda signum, frame: hit.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        if hit:
-            raise KeyboardInterrupt
 
 
 def _label(keys: Sequence[str]) -> str:
@@ -702,6 +691,7 @@ def execute_request(project: Project, graph: AssetGraph, req: RunRequest, *,
                           rebuild_requested=req.resume is not None)
         for line in plan.lines(graph):
             echo(line)
+        faults.hit("planned")
         from sqlassets.adapters.base import adapter_class
 
         adapter_cls = adapter_class(project.warehouse.type) if adapter is None else type(adapter)
@@ -732,13 +722,30 @@ def execute_request(project: Project, graph: AssetGraph, req: RunRequest, *,
         own_adapter = adapter is None
         adapter = adapter or adapter_for(project.warehouse, wait=req.options.wait)
         statements = StatementCache(project.state_dir, adapter)
-        materializers = prepare_materializers(project, graph, plan, adapter, req.options.full_refresh, echo=echo,
-                                              statements=statements)
-        if hook is None and hook_factory is not None:
-            hook = hook_factory([a.key for a in plan.to_run])
         options_json = {"concurrency": req.options.concurrency, "batch_size": req.options.batch_size,
                         "mode": plan.mode, "full_refresh": req.options.full_refresh,
                         "select": list(req.select or []), "partitions": req.partitions or req.partition}
+        try:
+            faults.hit("compile")
+            materializers = prepare_materializers(project, graph, plan, adapter, req.options.full_refresh,
+                                                  echo=echo, statements=statements)
+            if hook is None and hook_factory is not None:
+                hook = hook_factory([a.key for a in plan.to_run])
+        except KeyboardInterrupt as exc:
+            # Ctrl-C / SIGTERM while compiling: nothing is written yet, but the run was asked for. It is
+            # recorded interrupted (with the backfill it starts), so `runs` shows it and resume works.
+            with signals_deferred():
+                if req.backfill and backfill_id is None:
+                    backfill_id = state.create_backfill(" ".join(req.select or []) or "*", plan.requested(),
+                                                        options_json)
+                run_id = state.start_run("backfill" if backfill_id is not None else "materialize",
+                                         command=req.command, options=options_json, backfill_id=backfill_id,
+                                         started_at=requested_at)
+                state.log(run_id, "error", "interrupted while compiling")
+                state.finish_run(run_id, "interrupted", planned=plan.total, done=0, failed=0, skipped=0)
+            return plan, RunSummary(run_id, "interrupted", planned=plan.total, cancelled=plan.total,
+                                    seconds=time.perf_counter() - t_request, backfill_id=backfill_id,
+                                    signal=signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
         if req.backfill and backfill_id is None:
             backfill_id = state.create_backfill(" ".join(req.select or []) or "*", plan.requested(), options_json)
             echo(f"backfill {backfill_id}: {plan.total} partition(s); resume with `sqlassets backfill resume "
