@@ -175,3 +175,14 @@ def test_mtime_of_sql_files_does_not_make_the_manifest_stale(shop_copy: Path) ->
     (shop_copy / "sql" / "ltv_segments.sql").touch()
     load(shop_copy)
     assert manifest.stat().st_mtime_ns == before
+
+
+def test_utf8_bom_does_not_hide_the_header(tmp_path: Path) -> None:
+    """Editors on Windows save a BOM; the header's first line must still be read (and the SQL parse)."""
+    (tmp_path / "sql").mkdir()
+    (tmp_path / "sqlassets.yml").write_text("sql_paths: [sql]\n")
+    (tmp_path / "sql" / "bom.sql").write_bytes("-- name: with_bom\n-- materialized: view\nselect 1 as x\n"
+                                               .encode("utf-8-sig"))
+    graph = load(tmp_path)
+    assert graph["with_bom"].materialization == "view"
+    assert not graph["with_bom"].raw_sql.startswith("\ufeff")

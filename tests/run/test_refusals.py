@@ -152,3 +152,18 @@ def test_state_dir_inside_sql_paths_is_not_scanned(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.stderr
     assert [line.split()[0] for line in r.stdout.splitlines()[1:]] == ["raw.events", "daily"] or \
         sorted(line.split()[0] for line in r.stdout.splitlines()[1:]) == ["daily", "raw.events"]
+
+
+def test_corrupt_duckdb_file_is_one_line(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "p", monthly=False, summary=False)
+    assert _cli(root, "materialize", "--partitions", "2024-01-01").exit_code == 0
+    db = root / "warehouse.duckdb"
+    data = bytearray(db.read_bytes())
+    for i in range(0, len(data), 997):  # flip bytes everywhere: checksums fail on open
+        data[i] ^= 0x5A
+    db.write_bytes(bytes(data))
+    r = _cli(root, "materialize", "--partitions", "2024-01-02")
+    assert r.exit_code == 2, r.stdout + r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot open DuckDB warehouse"), r.stderr
+    assert "warehouse.duckdb" in lines[0] and "backup" in lines[0]
