@@ -34,6 +34,8 @@ def done_partitions(root: Path, asset: str) -> set[str]:
     try:
         return {r[0] for r in con.execute(
             "select partition from materializations where asset=? and status='done'", (asset,))}
+    except sqlite3.OperationalError:  # created, schema not yet written
+        return set()
     finally:
         con.close()
 
@@ -79,9 +81,7 @@ def test_kill_9_at_random_points_then_resume_matches_a_clean_run(tmp_path: Path)
     started = time.monotonic()
     r = run_cli(ref, "backfill", "--partitions", f"{START}..2024-04-29", "--dry-run")
     startup = time.monotonic() - started
-    # Kill delays scale with what a clean run costs here (start-up, then the work), so the kills land
-    # mid-backfill on a fast idle machine and on a loaded CI one alike: each kill lets through about
-    # a twelfth of the work on average, ten kills about 0.8 of it.
+    # What a clean run costs here (start-up, then the work per partition) scales the kill delays.
     work = max(0.2, total - startup)
     root = make_project(tmp_path / "p", start=START, end=END, days=DAYS, rows_per_day=3000, customers=500,
                        slow=True)
@@ -89,10 +89,23 @@ def test_kill_9_at_random_points_then_resume_matches_a_clean_run(tmp_path: Path)
     kills = 0
     args = ["backfill", "--partitions", f"{START}..2024-04-29"]
     progress: list[int] = []
+    per_unit = work / DAYS
     while kills < 10:
+        before = len(done_partitions(root, "daily"))
         proc = popen_cli(root, *args)
-        # random points: before the warehouse opens, mid-partition, between commit and state write...
-        time.sleep(rng.uniform(0.5, 1.0) * startup + rng.uniform(0.0, work / 6))
+        # Random points, paced by the progress this run makes rather than by the clock alone, so a kill
+        # lands where it was meant to on an idle laptop and on a loaded CI runner alike: in start-up (a
+        # seeded fraction of a clean start-up), or once a seeded number of new partitions is recorded,
+        # plus a seeded fraction of one partition's time (mid-statement, between commit and state write).
+        ahead = rng.choice((0, 1, 2, 3, 4, 6))
+        if ahead == 0:
+            time.sleep(rng.uniform(0.3, 1.0) * startup)
+        else:
+            deadline = time.monotonic() + 120
+            while (len(done_partitions(root, "daily")) < before + ahead and proc.poll() is None
+                   and time.monotonic() < deadline):
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.0, per_unit))
         finished = proc.poll() is not None
         if not finished:
             proc.kill()  # SIGKILL
