@@ -271,15 +271,16 @@ GX_SUITE = """{"name": "daily", "expectations": [
 """
 
 
-@pytest.mark.parametrize("sig", ["INT", "TERM"])
-def test_interrupt_during_a_check_is_no_verdict(sig: str, tmp_path: Path) -> None:
-    """Ctrl-C / SIGTERM while a unit's checks run: no failed check recorded, the unit not done, resume
-    writes and checks it again."""
+@pytest.mark.parametrize("sig,jobs", [("INT", 1), ("TERM", 2)])
+def test_interrupt_during_a_check_is_no_verdict(sig: str, jobs: int, tmp_path: Path) -> None:
+    """Ctrl-C / SIGTERM as a unit's checks start: no failed check and no failed unit recorded, the unit not
+    done, and resume writes and checks it again. With -j 2 the checks run on a worker thread and carry
+    on against interrupted statements (which error): their outcome must be dropped, not recorded."""
     root = make_project(tmp_path / "p", monthly=False, summary=False, days=3, end="2024-01-04")
     (root / "checks").mkdir()
     (root / "checks" / "daily.json").write_text(GX_SUITE)
-    r = run_cli(root, "backfill", "--partitions", "2024-01-01..2024-01-03",
-                env={"SQLASSETS_FAULT": f"check:2:{sig}:0.05"})
+    r = run_cli(root, "backfill", "--partitions", "2024-01-01..2024-01-03", "-j", str(jobs),
+                env={"SQLASSETS_FAULT": f"check:2:{sig}"})
     assert r.returncode == (130 if sig == "INT" else 143), r.stdout + r.stderr
     _no_traceback(r)
     assert _runs(root) == [(1, "interrupted")]
@@ -289,9 +290,7 @@ def test_interrupt_during_a_check_is_no_verdict(sig: str, tmp_path: Path) -> Non
         assert con.execute("select count(*) from steps where status = 'failed'").fetchone()[0] == 0
     finally:
         con.close()
-    # Where exactly the signal lands (in unit 2's checks, or just after them) varies with load; either
-    # way unit 3 never finished and nothing failed.
-    assert "2024-01-01" in _done(root)["daily"] and "2024-01-03" not in _done(root)["daily"]
+    assert len(_done(root).get("daily", ())) < 3
     r = run_cli(root, "backfill", "resume", "1")
     assert r.returncode == 0, r.stderr
     assert _done(root)["daily"] == {"2024-01-01", "2024-01-02", "2024-01-03"}
