@@ -66,6 +66,11 @@ class SQLiteBackend:
         if "locked" in text:
             return (f"state database is locked by another process ({text}); wait for it, or see which "
                     "runs are live with `sqlassets runs`")
+        if "readonly" in text or "unable to open database file" in text:
+            # Most often a read-only project or state dir, not a damaged file.
+            return (f"cannot open the state database for writing ({text}); if its folder is read-only, make "
+                    "the state dir writable or point state_dir in sqlassets.yml at a writable folder; if the "
+                    "file is damaged, move it aside and run again")
         return (f"the state database cannot be read ({text}); move it aside and run again (the warehouse "
                 "keeps its data; partitions not recorded are rebuilt), or restore one with "
                 "`sqlassets state import`")
