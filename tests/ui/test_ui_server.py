@@ -170,6 +170,14 @@ def test_backfill_through_the_api_uses_the_cli_path(ui_server) -> None:  # noqa:
     fct = next(a for a in run["assets"] if a["asset"] == "fct_daily_customer_events")
     assert sorted(s["partition"] for s in fct["steps"]) == ["2024-01-08", "2024-01-09", "2024-01-10"]
     assert any("insert" in q.lower() or "create" in q.lower() for q in fct["sql"])   # the SQL sent
+    # resume goes through the same path: a finished backfill has nothing left to run
+    status, _, text = ui_server.post("/api/plan", {"action": "resume", "backfill_id": job["backfill_id"]}, h)
+    assert status == 200 and json.loads(text)["empty"] is True, text
+    status, _, text = ui_server.post("/api/plan", {"action": "resume", "backfill_id": 999}, h)
+    assert status == 400 and b"no backfill 999" in text
+    # checks: the plan lists the checks the selection has
+    status, _, text = ui_server.post("/api/plan", {"action": "check", "select": "fct_daily_customer_events"}, h)
+    assert status == 200 and "fct_daily_customer_events:" in json.loads(text)["lines"][0], text
     # the CLI sees the UI's backfill like its own
     from conftest import invoke
 

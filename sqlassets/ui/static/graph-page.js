@@ -10,8 +10,9 @@
     onGroup: function (members, name) {
       graph.filter.keys = {};
       members.forEach(function (k) { graph.filter.keys[k] = true; });
-      graph.filter.collapse = $("collapse").value === "auto" ? "auto" : "none";
-      $("collapse").value = graph.filter.collapse;
+      // a folder opens into its assets, however many (the fast layered layout takes over past 300)
+      graph.filter.collapse = "none";
+      $("collapse").value = "none";
       $("select").value = "";
       $("select-msg").textContent = "showing " + members.length + " assets of " + name;
       SQA.selection = members.join(" ");

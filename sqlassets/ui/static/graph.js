@@ -29,13 +29,13 @@
         { selector: "node", style: { "shape": "round-rectangle", "background-color": "data(color)", "border-width": 1,
             "border-color": "#57606a", "label": "data(label)", "text-valign": "center", "text-halign": "center",
             "font-size": 11, "width": "data(w)", "height": 30, "text-wrap": "ellipsis", "text-max-width": "data(tw)",
-            "min-zoomed-font-size": 7, "color": "data(fg)" } },
+            "min-zoomed-font-size": 4, "color": "data(fg)" } },
         { selector: "node.observed", style: { "border-style": "dashed" } },
-        { selector: "node.group", style: { "shape": "round-rectangle", "height": 44, "font-size": 13, "border-width": 2,
-            "text-wrap": "wrap" } },
+        { selector: "node.group", style: { "shape": "round-rectangle", "height": 60, "font-size": 18, "border-width": 2,
+            "text-wrap": "wrap", "min-zoomed-font-size": 0 } },
         { selector: "node:selected, node.hl", style: { "border-width": 3, "border-color": "#0550ae" } },
         { selector: "node.focus", style: { "border-width": 4, "border-color": "#bf8700" } },
-        { selector: "edge", style: { "width": "data(width)", "curve-style": "bezier", "target-arrow-shape": "triangle",
+        { selector: "edge", style: { "width": "data(width)", "curve-style": "straight", "target-arrow-shape": "triangle",
             "line-color": "#8c959f", "target-arrow-color": "#8c959f", "opacity": 0.7, "arrow-scale": 0.8 } },
         { selector: "edge.hl", style: { "line-color": "#0969da", "target-arrow-color": "#0969da", "width": 3, "opacity": 1 } },
         { selector: ".faded", style: { "opacity": 0.15 } }
@@ -106,7 +106,7 @@
     return name;
   }
 
-  function layered(ids, parentsOf) {
+  function layered(ids, parentsOf, dx, dy) {
     /* Longest-path layers, then one barycentre sweep to order each layer: O(V + E), fine for 5,000. */
     var layer = {}, pos = {}, layers = [], i;
     for (i = 0; i < ids.length; i++) {          // ids are in topological order
@@ -128,7 +128,7 @@
       row.forEach(function (id, k) { pos[id] = k; });
     }
     var out = {};
-    for (var id2 in layer) out[id2] = { x: layer[id2] * 260, y: (pos[id2] - (layers[layer[id2]].length - 1) / 2) * 46 };
+    for (var id2 in layer) out[id2] = { x: layer[id2] * dx, y: (pos[id2] - (layers[layer[id2]].length - 1) / 2) * dy };
     return out;
   }
 
@@ -175,7 +175,7 @@
       });
       order.forEach(function (name, k) {
         var g = groups[name], text = name + "\n" + g.members.length + " assets";
-        var w = Math.max(120, Math.min(300, 7 * name.length + 24));
+        var w = Math.max(160, Math.min(360, 10 * name.length + 30));
         els.push({ group: "nodes", data: { id: "g" + k, name: name, members: g.members, label: text,
           color: STATE_COLORS[g.worst] || "#fff", fg: g.worst === "failed" || g.worst === "running" ? "#fff" : "#1f2328",
           w: w, tw: w - 10 }, classes: "group " + g.worst });
@@ -192,21 +192,27 @@
     cy.add(els);
     cy.endBatch();
     var n = cy.nodes().length;
-    if (n <= DAGRE_MAX && window.cytoscapeDagre) {
+    if (mode === "none" && n <= DAGRE_MAX && window.cytoscapeDagre) {
       cy.layout({ name: "dagre", rankDir: "LR", nodeSep: 14, rankSep: 70, fit: true, padding: 30, animate: false }).run();
     } else {
       var positions;
       if (mode === "none") {
-        positions = layered(ids, function (id) { return self.up[id].filter(function (p) { return shown[p]; }); });
+        positions = layered(ids, function (id) { return self.up[id].filter(function (p) { return shown[p]; }); }, 260, 46);
         cy.nodes().forEach(function (node) { var p = positions[node.data("idx")]; node.position(p); });
       } else {
         var gp = {};
         cy.edges().forEach(function (e) { var t = e.data("target"); (gp[t] = gp[t] || []).push(e.data("source")); });
         var gids = cy.nodes().map(function (nn) { return nn.id(); });
-        positions = layered(gids, function (id) { return gp[id] || []; });
+        positions = layered(gids, function (id) { return gp[id] || []; }, 460, 90);
         cy.nodes().forEach(function (node) { node.position(positions[node.id()]); });
       }
       cy.fit(undefined, 30);
+      // level of detail: never so far out that labels vanish; start at the sources and pan from there
+      if (cy.zoom() < 0.45) {
+        var bb = cy.elements().boundingBox();
+        cy.zoom(0.45);
+        cy.pan({ x: 30 - bb.x1 * 0.45, y: cy.height() / 2 - ((bb.y1 + bb.y2) / 2) * 0.45 });
+      }
     }
     if (this.opts.onRender) this.opts.onRender({ assets: ids.length, nodes: n, mode: mode });
     return ids.length;
