@@ -87,6 +87,7 @@ def test_search_finds_a_column_and_click_shows_its_path(page) -> None:
     # click the source column's node in the graph: its whole path to the focus is highlighted
     pos = page.evaluate("""() => {
         const n = window.lineageReport.cy.nodes('.col').filter(x => x.data('name') === 'raw.orders.amount').first();
+        window.lineageReport.cy.center(n);  // pan it into view, as a user would
         const p = n.renderedPosition(); return [p.x, p.y]; }""")
     box = page.locator("#cy").bounding_box()
     page.mouse.click(box["x"] + pos[0], box["y"] + pos[1])

@@ -62,7 +62,16 @@
         { selector: ".faded", style: { "opacity": 0.15 } }
       ]
     });
-    var refit = function () { cy.resize(); cy.fit(undefined, 30); };
+    /* Fit, but legible first: a wide lineage is not shrunk until column names vanish; it opens at the focus. */
+    function fitView() {
+      cy.fit(undefined, 30);
+      if (cy.nodes().length && cy.zoom() < 0.6) {
+        var focusNodes = cy.nodes(".col.focus");
+        cy.zoom(0.6);
+        cy.center(focusNodes.length ? focusNodes : cy.nodes());
+      }
+    }
+    var refit = function () { cy.resize(); fitView(); };
     if (window.ResizeObserver) new ResizeObserver(refit).observe($("cy")); else window.addEventListener("resize", refit);
 
     var state = { focus: null, reached: null, selected: null, asset: null };
@@ -156,7 +165,8 @@
       cy.elements().remove();
       cy.add(els);
       cy.endBatch();
-      cy.layout({ name: "preset", fit: true, padding: 30 }).run();
+      cy.layout({ name: "preset", fit: false }).run();
+      fitView();
       if ($("empty")) $("empty").style.display = "none";
     }
 

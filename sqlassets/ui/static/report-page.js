@@ -52,7 +52,7 @@
   $("tab-assets").addEventListener("click", function () { show("assets"); graph.cy.resize(); graph.cy.fit(undefined, 30); });
   $("tab-columns").addEventListener("click", function () {
     show("columns"); lineage.cy.resize();
-    if (lineage.state.focus === null && lineage.state.asset === null) lineage.openDefault(); else lineage.cy.fit(undefined, 30);
+    if (lineage.state.focus === null && lineage.state.asset === null) lineage.openDefault();
   });
   var start = decodeURIComponent((location.hash || "").slice(1));
   if (start && lineage.open(start)) show("columns");
