@@ -219,11 +219,11 @@ def build_app(ui: UiState):
         with ui.state() as st:
             ctx = data.run_detail(ui.graph, st, run_id, ui.jobs.sql_for(run_id))
         if ctx is not None:
-            need = [a["asset"] for a in ctx["assets"] if not a.get("compiled") and not a["sql"]]
-            compiled = ui.compiled(need)
+            # only what is already compiled (never a dbt compile per asset of a big run: that took
+            # minutes on a cold cache); the asset page compiles one asset on demand
             for a in ctx["assets"]:
                 if not a.get("compiled"):
-                    a["compiled"] = compiled.get(a["asset"], "")
+                    a["compiled"] = ui._compiled.get(a["asset"], "")
         return ctx
 
     async def run_page(request: Request) -> Response:

@@ -66,7 +66,8 @@ def test_runs_and_run_pages(ui_server) -> None:  # noqa: F811
     assert run["run"]["status"] == "success"
     fct = next(a for a in run["assets"] if a["asset"] == "fct_daily_customer_events")
     assert fct["counts"] == {"done": 7} and fct["rows"] > 0
-    assert "select" in fct["compiled"].lower()
+    _, _, body = ui_server.get("/api/compiled/fct_daily_customer_events")
+    assert "select" in json.loads(body)["sql"].lower()
 
 
 def test_actions_need_csrf_and_same_origin(ui_server) -> None:  # noqa: F811
