@@ -157,3 +157,11 @@ def sample_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def sample_graph(sample_root: Path) -> AssetGraph:
     return load(sample_root)
+
+
+@pytest.fixture(scope="session")
+def bq_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The BigQuery emulator (bqemulator in .venv-bqemu), started once per session: see bqemu_harness."""
+    from bqemu_harness import start_emulator
+
+    yield from start_emulator(tmp_path_factory.mktemp("bqemu"))

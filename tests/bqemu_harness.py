@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent / "adapters"
 REPO = HERE.parent.parent
 LAUNCHER = HERE / "bqemu_launch.py"
 PROJECT = "sqlassets-test"
