@@ -56,8 +56,9 @@ from sqlassets.errors import ConfigError, UserError
 if TYPE_CHECKING:
     from sqlglot import exp
 
-    from sqlassets.model import Relation
+    from sqlassets.model import Asset, Relation
     from sqlassets.project import Warehouse
+    from sqlassets.run.partitions import PartitionsDef
 
 
 T = TypeVar("T")
@@ -322,6 +323,19 @@ class Adapter:
             if drop is not None:
                 session.execute(self.render(drop))
             session.execute(self.render(rename))
+
+    def table_properties(self, session: Session, asset: Asset, pdef: PartitionsDef | None,
+                         select: exp.Expression, keys: Sequence[str]) -> exp.Properties | None:
+        """Properties for a table the asset creates (BigQuery PARTITION BY / CLUSTER BY); default none.
+
+        `select` fills it (for partition `keys`), for engines that need its column types.
+        """
+        return None
+
+    def dry_run_session(self, inner: Session | None, echo: Callable[[str], None]) -> Session:
+        """The session `--dry-run` writes through: prints every write, sends none (BigQuery also
+        reports the bytes each would scan)."""
+        return DryRunSession(inner, echo, multi_statement=self.supports_multi_statement)
 
     # -- catalog --------------------------------------------------------------------------------------
     def relation_type(self, session: Session, relation: Relation) -> str | None:

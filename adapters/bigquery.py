@@ -50,8 +50,9 @@ from urllib.parse import urlparse
 
 from sqlglot import exp
 
-from sqlassets.adapters.base import Adapter, ColumnInfo, Session
+from sqlassets.adapters.base import Adapter, ColumnInfo, DryRunSession, Session
 from sqlassets.errors import ConfigError, UserError
+from sqlassets.run.windows import Template
 
 if TYPE_CHECKING:
     from sqlassets.model import Asset, Relation
@@ -73,14 +74,8 @@ _GRAIN_UNIT = {"hourly": "HOUR", "daily": "DAY", "weekly": "DAY", "monthly": "MO
 
 
 def _require(module: str) -> Any:
-    """Import a Google SDK module, or fail in one line naming the extra that installs it."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ConfigError(f"warehouse type 'bigquery' needs the bigquery extra (module {module} is missing): "
-                          "pip install 'sqlassets[bigquery]'") from None
+    """Import a Google SDK module, or fail in one line naming the extra that installs it (MissingExtra)."""
+    return BigQueryAdapter.require(module)
 
 
 def label_value(text: str) -> str:
@@ -190,6 +185,41 @@ def credentials(options: dict[str, Any]) -> Any:
     return creds
 
 
+_COMPILE_KEY: list[str] = []
+# Profile keys dbt-bigquery needs to compile a model the way a run names relations; no credentials.
+_COMPILE_KEYS = ("project", "database", "dataset", "schema", "location", "execution_project", "priority",
+                 "maximum_bytes_billed", "job_execution_timeout_seconds", "job_retries", "threads")
+
+
+def compile_profile_output(options: dict[str, Any], key_file: Path | None = None) -> dict[str, Any]:
+    """A dbt-bigquery profile output for `dbt compile` only: the user's project, dataset and location, and
+    a key generated here for a service account that does not exist (compiling sends no request).
+
+    dbt-bigquery opens a client, and so needs credentials, even for `compile --no-introspect`; with this
+    output compiling works offline and without a Google login, and no real secret reaches the file.
+    """
+    if not _COMPILE_KEY and key_file is not None and key_file.is_file():
+        _COMPILE_KEY.append(key_file.read_text())  # the same key each run keeps dbt's partial parse valid
+    if not _COMPILE_KEY:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+        _COMPILE_KEY.append(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                              serialization.NoEncryption()).decode())
+        if key_file is not None:
+            from sqlassets.dbt.invoke import write_private
+
+            write_private(key_file, _COMPILE_KEY[0])
+    out = {k: options[k] for k in _COMPILE_KEYS if k in options}
+    project = str(options.get("project") or options.get("database") or "sqlassets-compile")
+    out.update({"type": "bigquery", "method": "service-account-json", "threads": 1, "keyfile_json": {
+        "type": "service_account", "project_id": project, "private_key_id": "sqlassets-compile-only",
+        "private_key": _COMPILE_KEY[0], "client_email": "compile-only@sqlassets.invalid",
+        "client_id": "0", "token_uri": "https://oauth2.googleapis.com/token"}})
+    return out
+
+
 class BigQuerySession(Session):
     """One worker's jobs: labels for the unit it writes, the job in flight (to cancel on Ctrl-C).
 
@@ -200,16 +230,10 @@ class BigQuerySession(Session):
     def __init__(self, adapter: BigQueryAdapter) -> None:
         self.adapter = adapter
         self.labels: dict[str, str] = {"app": "sqlassets"}
-        self.requests = 0
-        self.statements = 0
         self.bytes_processed = 0
         self._buffer: list[str] | None = None
         self._job: Any = None
         self._lock = threading.Lock()
-
-    def count(self, requests: int = 1, statements: int = 1) -> None:
-        self.requests += requests
-        self.statements += statements
 
     # -- tags ----------------------------------------------------------------------------------------
     def set_query_tag(self, tag: str | None) -> None:
@@ -412,10 +436,7 @@ class BigQueryAdapter(Adapter):
         return UserError(line)
 
     def _redact(self, text: str) -> str:
-        for key in ("token", "refresh_token", "client_secret", "private_key"):
-            value = self.options.get(key)
-            if isinstance(value, str) and len(value) >= 4:
-                text = text.replace(value, "****")
+        text = self.redact(text)
         info = self.options.get("keyfile_json")
         if isinstance(info, dict) and isinstance(info.get("private_key"), str):
             text = text.replace(info["private_key"], "****")
@@ -444,7 +465,7 @@ class BigQueryAdapter(Adapter):
             if not isinstance(other, exp.Column):
                 bound.replace(ts)
                 continue
-            col_type = known.get(other.name.lower(), "").upper()
+            col_type = (known or self._source_types(cmp)).get(other.name.lower(), "").upper()
             if col_type == "DATE":
                 bound.replace(exp.Cast(this=ts, to=exp.DataType.build("DATE")))
             elif col_type == "DATETIME":
@@ -457,6 +478,26 @@ class BigQueryAdapter(Adapter):
                 if not (isinstance(other.parent, exp.Cast)):
                     other.replace(exp.Cast(this=other.copy(), to=exp.DataType.build("TIMESTAMPTZ")))
         return tree
+
+    def _source_types(self, node: exp.Expression) -> dict[str, str]:
+        """Column types of the one table a filter reads (`SELECT * FROM upstream WHERE event_time ...`,
+        dbt microbatch's upstream filter): typed bounds let BigQuery prune the upstream's partitions.
+        From the free metadata API, once per table; unknown (joins, CTEs, subqueries) gives {}."""
+        select = node.find_ancestor(exp.Select)
+        if select is None or select.args.get("joins"):
+            return {}
+        source = select.args.get("from_") or select.args.get("from")
+        table = source.this if source is not None else None
+        if not isinstance(table, exp.Table) or not (table.catalog and table.db and table.name):
+            return {}
+        key = self._key_of(table)
+        if key not in self._types:
+            try:
+                found = self._get_table(table)
+            except Exception:  # noqa: BLE001 - no types only means the column is cast (still correct)
+                found = None
+            self._types[key] = {f.name.lower(): bq_type(f) for f in found.schema} if found is not None else {}
+        return self._types[key]
 
     @staticmethod
     def _key_of(table: exp.Table) -> tuple[str, ...]:
@@ -472,18 +513,26 @@ class BigQueryAdapter(Adapter):
         return f"{project}.{dataset}.{name}"
 
     # -- table options (partitioning, clustering) -----------------------------------------------------
-    def table_properties(self, asset: Asset, pdef: PartitionsDef | None,
-                         column_types: dict[str, str] | None = None) -> exp.Properties | None:
+    def table_properties(self, session: Session, asset: Asset, pdef: PartitionsDef | None,
+                         select: exp.Expression, keys: Sequence[str]) -> exp.Properties | None:
         """PARTITION BY / CLUSTER BY for a table the asset writes (dbt's partition_by / cluster_by).
 
         Without `partition_by`, a time-partitioned asset is partitioned by its partition column at its
-        grain (DAY for daily and weekly), so a partition's DELETE prunes. `column_types` are the query's
-        output types (to tell a DATE column from a TIMESTAMP one).
+        grain (DAY for daily and weekly), so a partition's DELETE prunes; the column's type (DATE or
+        TIMESTAMP...) comes from a dry run of the query (free), once, when the table is created.
         """
         cfg = asset.config or {}
+        types: dict[str, str] = {}
+        if not cfg.get("partition_by") and pdef is not None and getattr(pdef, "grain", None):
+            sql = Template(self.render(select), self.dialect).render(pdef, list(keys))
+            types = {c.name.lower(): c.type for c in self.query_columns(session, sql)}
+        return self.properties(asset, pdef, types)
+
+    def properties(self, asset: Asset, pdef: PartitionsDef | None,
+                   column_types: dict[str, str]) -> exp.Properties | None:
+        cfg = asset.config or {}
         props: list[exp.Expression] = []
-        part = partition_expression(cfg.get("partition_by"), pdef, column_types or {},
-                                    where=asset.path or asset.key)
+        part = partition_expression(cfg.get("partition_by"), pdef, column_types, where=asset.path or asset.key)
         if part is not None:
             props.append(exp.PartitionedByProperty(this=part))
         cluster = cfg.get("cluster_by")
@@ -566,9 +615,8 @@ class BigQueryAdapter(Adapter):
         ds = bigquery.Dataset(f"{project}.{dataset}")
         if self.location:
             ds.location = self.location
-        if isinstance(session, BigQuerySession):
-            session.count(1, 0)
-        self.client.create_dataset(ds, exists_ok=True)
+        self._api(session, f"create dataset {project}.{dataset} if missing",
+                  lambda: self.client.create_dataset(ds, exists_ok=True))
         self._datasets.add((project, dataset))
 
     def catalog(self, session: Session, schemas: Sequence[tuple[str | None, str]] = ()
@@ -611,15 +659,28 @@ class BigQueryAdapter(Adapter):
         return dict(session.labels) if isinstance(session, BigQuerySession) else {"app": "sqlassets"}
 
     def _copy(self, session: Session, source: exp.Table, target: exp.Table, cfg: Any) -> None:
-        if isinstance(session, BigQuerySession):
-            session.count(1, 0)
-        job = self.client.copy_table(self._ref(source), self._ref(target), job_config=cfg, location=self.location)
-        job.result(timeout=self.job_timeout)
+        def copy() -> None:
+            job = self.client.copy_table(self._ref(source), self._ref(target), job_config=cfg, location=self.location)
+            job.result(timeout=self.job_timeout)
+
+        self._api(session, f"copy job {self._ref(source)} -> {self._ref(target)} ({cfg.write_disposition})", copy)
 
     def _delete(self, session: Session, table: exp.Table) -> None:
+        self._api(session, f"delete table {self._ref(table)} if it exists",
+                  lambda: self.client.delete_table(self._ref(table), not_found_ok=True))
+
+    def _api(self, session: Session, what: str, call: Any) -> Any:
+        """A writing API call (dataset, copy, load, delete): one request; under --dry-run printed, not sent."""
+        if isinstance(session, DryRunSession):
+            session.count(1, 0)
+            session.echo(f"-- API: {what}")
+            return None
         if isinstance(session, BigQuerySession):
             session.count(1, 0)
-        self.client.delete_table(self._ref(table), not_found_ok=True)
+        return call()
+
+    def dry_run_session(self, inner: Session | None, echo: Any) -> Session:
+        return BigQueryDryRunSession(self, inner, echo)
 
     def load_seed(self, session: Session, path: Path, staging: exp.Table, column_types: dict[str, str]) -> int | None:
         """A load job (WRITE_TRUNCATE) of the CSV into the staging table, with dbt's inferred column types.
@@ -633,15 +694,18 @@ class BigQueryAdapter(Adapter):
         cfg = bigquery.LoadJobConfig(source_format=bigquery.SourceFormat.CSV, skip_leading_rows=1, schema=schema,
                                      write_disposition="WRITE_TRUNCATE", allow_quoted_newlines=True,
                                      labels=self._labels(session))
-        if isinstance(session, BigQuerySession):
-            session.count(1, 0)
-        with path.open("rb") as fh:
-            job = self.client.load_table_from_file(fh, self._ref(staging), job_config=cfg, location=self.location)
-            try:
-                job.result(timeout=self.job_timeout)
-            except Exception as exc:  # noqa: BLE001
-                raise UserError(f"seed {path.name}: BigQuery load job failed: {self.error(exc)}") from None
-        return job.output_rows
+
+        def load() -> int | None:
+            with path.open("rb") as fh:
+                job = self.client.load_table_from_file(fh, self._ref(staging), job_config=cfg, location=self.location)
+                try:
+                    job.result(timeout=self.job_timeout)
+                except Exception as exc:  # noqa: BLE001
+                    raise UserError(f"seed {path.name}: BigQuery load job failed: {self.error(exc)}") from None
+            return job.output_rows
+
+        cols = ", ".join(f"{f.name} {f.field_type}" for f in schema)
+        return self._api(session, f"load job {path.name} -> {self._ref(staging)} ({cols}; WRITE_TRUNCATE)", load)
 
     def load_csv_select(self, path: Path, column_types: dict[str, str]) -> exp.Expression:
         raise UserError(f"seed {path.name}: BigQuery cannot read local files in SQL; seeds are load jobs")
@@ -660,7 +724,7 @@ class BigQueryAdapter(Adapter):
             ds.location = self.location
         ds.default_table_expiration_ms = int(self.options.get("ci_table_expiration_hours", 24)) * 3600 * 1000
         ds.labels = {"app": "sqlassets", "sqlassets_ci": "true"}
-        self.client.create_dataset(ds, exists_ok=True)
+        self._api(session, f"create dataset {dst_project}.{dst_ds}", lambda: self.client.create_dataset(ds, exists_ok=True))
         tables: list[str] = []
         views: list[str] = []
         for item in self.client.list_tables(f"{src_project}.{src_ds}"):
@@ -695,10 +759,9 @@ class BigQueryAdapter(Adapter):
 
     def drop_schema(self, session: Session, target: tuple[str | None, str]) -> None:
         """Drop a CI dataset and everything in it."""
-        if isinstance(session, BigQuerySession):
-            session.count(1, 0)
-        self.client.delete_dataset(f"{target[0] or self.project}.{target[1]}", delete_contents=True,
-                                   not_found_ok=True)
+        name = f"{target[0] or self.project}.{target[1]}"
+        self._api(session, f"delete dataset {name} with its tables",
+                  lambda: self.client.delete_dataset(name, delete_contents=True, not_found_ok=True))
 
     # -- errors and types ----------------------------------------------------------------------------
     def is_transient(self, exc: BaseException) -> bool:
@@ -838,3 +901,43 @@ def seed_schema(path: Path, column_types: dict[str, str]) -> list[tuple[str, str
         else:
             out.append((name, "STRING"))
     return out
+
+
+def human_bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} B"
+
+
+class BigQueryDryRunSession(DryRunSession):
+    """`--dry-run`: prints each unit's statements (as the base does) and the bytes BigQuery says they would
+    scan, from a dry-run job per statement (free, nothing runs). A statement on a table the dry run did
+    not create yet cannot be estimated; it says so."""
+
+    def __init__(self, adapter: BigQueryAdapter, inner: Session | None, echo: Any) -> None:
+        super().__init__(inner, echo, multi_statement=True)
+        self.adapter = adapter
+        self.bytes_total = 0
+
+    def _estimate(self, statements: Sequence[str]) -> None:
+        if self.inner is None:
+            return
+        try:
+            n = self.adapter.dry_run_bytes(self, statements)
+        except Exception as exc:  # noqa: BLE001 - an estimate is best effort
+            self.echo(f"-- bytes to scan: unknown ({' '.join(str(exc).split())[:160]})")
+            return
+        self.bytes_total += n
+        self.echo(f"-- would scan {human_bytes(n)} ({n} bytes)")
+
+    def execute(self, sql: str) -> int | None:
+        super().execute(sql)
+        self._estimate([sql])
+        return None
+
+    def run_atomic(self, statements: Sequence[str]) -> int | None:
+        super().run_atomic(statements)
+        self._estimate(statements)
+        return None

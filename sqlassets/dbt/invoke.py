@@ -191,6 +191,8 @@ def scratch_profiles(project: Project, base: Path, *, write_to: Path | None = No
     profiles.yml: `{{ env_var('S3_SECRET') }}` stays an expression that dbt renders from the
     environment, so the secret never lands on disk.
     """
+    if project.warehouse.type == "bigquery":
+        return _bigquery_profiles(project, write_to or base)
     scratch = scratch_db(project, base)
     if scratch is None:
         return None
@@ -203,5 +205,20 @@ def scratch_profiles(project: Project, base: Path, *, write_to: Path | None = No
     folder = write_to or base
     if write_to is None:
         scratch.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_private(folder / "profiles.yml", yaml.safe_dump({profile: {"target": target, "outputs": {target: output}}}))
+    return folder
+
+
+def _bigquery_profiles(project: Project, folder: Path) -> Path:
+    """dbt-bigquery builds a client (so needs credentials) even for `compile --no-introspect`: compile with
+    the user's project/dataset/location and a throwaway key (see `compile_profile_output`), so compiling
+    needs no Google login and the user's own secrets are never written."""
+    import yaml
+
+    from sqlassets.adapters.bigquery import compile_profile_output
+
+    output = compile_profile_output(project.warehouse.options or {}, key_file=project.state_dir / "compile-only.pem")
+    target = project.target or "dev"
+    profile = project.profile_name or project.name
     write_private(folder / "profiles.yml", yaml.safe_dump({profile: {"target": target, "outputs": {target: output}}}))
     return folder

@@ -151,7 +151,10 @@ class Materializer:
         self._kind = kind
         if incremental:
             source = self._source()
-            self._create = self._tpl(exp.Create(this=self._table(), kind="TABLE", expression=source.copy()))
+            props = None if self.exists else self.adapter.table_properties(
+                session, self.asset, self.pdef, source, list(first_keys) or [""])
+            self._create = self._tpl(exp.Create(this=self._table(), kind="TABLE", expression=source.copy(),
+                                                properties=props))
             if self.exists:
                 columns = self._reconcile(session, source, first_keys)
                 self._build_incremental(source, columns)
@@ -288,8 +291,10 @@ class Materializer:
             assert self.select is not None
             if self.select.uses_window or self.select.uses_key:
                 raise UserError(f"asset '{self.asset.key}' uses window placeholders but is not partitioned")
+            select = self.select.expression.copy()
+            props = self.adapter.table_properties(session, self.asset, None, select, ())
             rows = session.execute(self.adapter.render(exp.Create(this=staging_t, kind="TABLE", replace=True,
-                                                                  expression=self.select.expression.copy())))
+                                                                  expression=select, properties=props)))
         # What is there now was read by prepare(); after a swap it is a table.
         kind = self._kind if self._prepared else self.adapter.relation_type(session, self.relation)
         self.adapter.swap(session, self._table(staging), self._table(), kind)
@@ -317,7 +322,6 @@ def print_statements(plan: Plan, materializers: dict[str, Materializer], adapter
     would send now; with the warehouse unreachable it assumes nothing exists yet. Returns the (requests,
     statements) the writes would take.
     """
-    from sqlassets.adapters.base import DryRunSession
     from sqlassets.run.partitions import contiguous_batches
 
     try:
@@ -326,7 +330,7 @@ def print_statements(plan: Plan, materializers: dict[str, Materializer], adapter
     except UserError as exc:
         echo(f"-- warehouse not reachable ({exc}); statements assume nothing exists yet")
         inner = None
-    session = DryRunSession(inner, echo, multi_statement=adapter.supports_multi_statement)
+    session = adapter.dry_run_session(inner, echo)
     for pa in plan.to_run:
         mat = materializers[pa.key]
         size = batch_size if mat.batchable else 1

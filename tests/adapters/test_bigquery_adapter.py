@@ -10,6 +10,7 @@ import pytest
 from bq_recording import RecordingClient
 from sqlglot import exp
 
+from sqlassets.adapters.base import MissingExtra
 from sqlassets.adapters.bigquery import (
     BigQueryAdapter,
     BigQuerySession,
@@ -164,7 +165,7 @@ def test_missing_extra_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setitem(sys.modules, "google.cloud.bigquery", None)
     a = adapter(api_endpoint="http://127.0.0.1:1")
-    with pytest.raises(ConfigError, match=r"needs the bigquery extra .*pip install 'sqlassets\[bigquery\]'"):
+    with pytest.raises(MissingExtra, match=r"needs the bigquery extra .*pip install 'sqlassets\[bigquery\]'"):
         a.open()
 
 
