@@ -407,7 +407,9 @@ class BigQueryAdapter(Adapter):
     def job_config(self, labels: dict[str, str], *, dry_run: bool = False, params: Sequence[Any] = ()) -> Any:
         from google.cloud import bigquery
 
-        cfg = bigquery.QueryJobConfig(labels=dict(labels), use_legacy_sql=False)
+        # Unqualified names in raw SQL assets (`FROM daily`) are the profile's dataset, as in dbt.
+        cfg = bigquery.QueryJobConfig(labels=dict(labels), use_legacy_sql=False,
+                                      default_dataset=f"{self.project}.{self.dataset}")
         if self.maximum_bytes_billed:
             cfg.maximum_bytes_billed = self.maximum_bytes_billed
         if self.priority == "BATCH":
@@ -499,6 +501,11 @@ class BigQueryAdapter(Adapter):
             self._types[key] = {f.name.lower(): bq_type(f) for f in found.schema} if found is not None else {}
         return self._types[key]
 
+    def table(self, relation: Relation, identifier: str | None = None) -> exp.Table:
+        """Always project.dataset.table: a raw SQL asset's relation names no project (or dataset)."""
+        return exp.table_(identifier or relation.identifier, db=relation.schema or self.dataset,
+                          catalog=relation.database or self.project, quoted=True)
+
     @staticmethod
     def _key_of(table: exp.Table) -> tuple[str, ...]:
         return tuple(p.lower() for p in (table.catalog, table.db, table.name))
@@ -522,6 +529,8 @@ class BigQueryAdapter(Adapter):
         TIMESTAMP...) comes from a dry run of the query (free), once, when the table is created.
         """
         cfg = asset.config or {}
+        if isinstance(session, BigQuerySession):
+            session.set_labels(asset.key, keys)
         types: dict[str, str] = {}
         if not cfg.get("partition_by") and pdef is not None and getattr(pdef, "grain", None):
             sql = Template(self.render(select), self.dialect).render(pdef, list(keys))
