@@ -257,12 +257,15 @@ class BigQuerySession(Session):
     def job_config(self, *, dry_run: bool = False, params: Sequence[Any] = ()) -> Any:
         return self.adapter.job_config(self.labels, dry_run=dry_run, params=params)
 
-    def run_job(self, sql: str, *, statements: int = 1, params: Sequence[Any] = ()) -> Any:
-        """Send one query job and wait for it; Ctrl-C cancels it (a cancelled script rolls back)."""
+    def run_job(self, sql: str, *, statements: int = 1, params: Sequence[Any] = (), qualified: bool = False) -> Any:
+        """Send one query job and wait for it; Ctrl-C cancels it (a cancelled script rolls back).
+
+        Retries (rate limits, 5xx) stop after the profile's `job_retry_deadline_seconds`, not the SDK's
+        ten minutes: an unreachable or failing endpoint is an error in seconds."""
         a = self.adapter
         self.count(1, statements)
-        job = a.client.query(sql, job_config=self.job_config(params=params), location=a.location,
-                             job_id_prefix="sqlassets_")
+        job = a.client.query(sql, job_config=a.job_config(self.labels, params=params, default_dataset=not qualified),
+                             location=a.location, job_id_prefix="sqlassets_", **a.retries())
         with self._lock:
             self._job = job
         try:
@@ -292,8 +295,8 @@ class BigQuerySession(Session):
         job = self.run_job(script(statements), statements=len(statements))
         return job.num_dml_affected_rows if len(statements) == 1 else None
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        job = self.run_job(sql, params=params)
+    def query(self, sql: str, params: Sequence[Any] = (), *, qualified: bool = False) -> list[tuple[Any, ...]]:
+        job = self.run_job(sql, params=params, qualified=qualified)
         return [tuple(row.values()) for row in job.result()]
 
     def begin(self) -> None:
@@ -404,12 +407,13 @@ class BigQueryAdapter(Adapter):
                 pass
             self._client = None
 
-    def job_config(self, labels: dict[str, str], *, dry_run: bool = False, params: Sequence[Any] = ()) -> Any:
+    def job_config(self, labels: dict[str, str], *, dry_run: bool = False, params: Sequence[Any] = (),
+                   default_dataset: bool = True) -> Any:
         from google.cloud import bigquery
 
-        # Unqualified names in raw SQL assets (`FROM daily`) are the profile's dataset, as in dbt.
-        cfg = bigquery.QueryJobConfig(labels=dict(labels), use_legacy_sql=False,
-                                      default_dataset=f"{self.project}.{self.dataset}")
+        cfg = bigquery.QueryJobConfig(labels=dict(labels), use_legacy_sql=False)
+        if default_dataset:  # unqualified names in raw SQL assets (`FROM daily`) are the profile's dataset
+            cfg.default_dataset = f"{self.project}.{self.dataset}"
         if self.maximum_bytes_billed:
             cfg.maximum_bytes_billed = self.maximum_bytes_billed
         if self.priority == "BATCH":
@@ -420,6 +424,13 @@ class BigQueryAdapter(Adapter):
         if params:
             cfg.query_parameters = [_param(bigquery, v) for v in params]
         return cfg
+
+    def retries(self) -> dict[str, Any]:
+        from google.cloud.bigquery.retry import DEFAULT_JOB_RETRY, DEFAULT_RETRY
+
+        deadline = float(self._int_option("job_retry_deadline_seconds") or
+                         (15 if _is_loopback(str(self.options.get("api_endpoint") or "")) else 120))
+        return {"retry": DEFAULT_RETRY.with_deadline(deadline), "job_retry": DEFAULT_JOB_RETRY.with_deadline(deadline)}
 
     def error(self, exc: BaseException, sql: str = "") -> Exception:
         """An SDK error as one line, secrets masked; keeps the original type for `is_transient`."""
@@ -602,7 +613,8 @@ class BigQueryAdapter(Adapter):
         if isinstance(session, BigQuerySession):
             session.count(1, 1)
         try:
-            return self.client.query(sql, job_config=self.job_config(labels, dry_run=True), location=self.location)
+            return self.client.query(sql, job_config=self.job_config(labels, dry_run=True), location=self.location,
+                                     **self.retries())
         except Exception as exc:  # noqa: BLE001
             raise self.error(exc, sql) from None
 
@@ -641,7 +653,9 @@ class BigQueryAdapter(Adapter):
         ]
         sql = " UNION ALL ".join(s.sql(dialect=self.dialect) for s in selects)
         sql = f"SELECT * FROM ({sql}) ORDER BY table_schema, table_name, ordinal_position"
-        return [tuple(r[:5]) for r in session.query(sql)]  # type: ignore[misc]
+        rows = (session.query(sql, qualified=True) if isinstance(session, BigQuerySession)  # type: ignore[call-arg]
+                else session.query(sql))
+        return [tuple(r[:5]) for r in rows]  # type: ignore[misc]
 
     # -- table replace, seeds, CI clones ---------------------------------------------------------------
     def swap(self, session: Session, staging: exp.Table, target: exp.Table, target_kind: str | None) -> None:
@@ -749,7 +763,9 @@ class BigQueryAdapter(Adapter):
             info = exp.Table(this=exp.to_identifier("VIEWS"), db=exp.to_identifier("INFORMATION_SCHEMA"),
                              catalog=exp.Dot(this=exp.to_identifier(src_project, quoted=True),
                                              expression=exp.to_identifier(src_ds, quoted=True)))
-            rows = session.query(exp.select("table_name", "view_definition").from_(info).sql(self.dialect))
+            sql = exp.select("table_name", "view_definition").from_(info).sql(self.dialect)
+            rows = (session.query(sql, qualified=True) if isinstance(session, BigQuerySession)  # type: ignore[call-arg]
+                    else session.query(sql))
             definitions = {r[0]: r[1] for r in rows}
             session.run_atomic([  # type: ignore[attr-defined]
                 self._retarget_view(definitions[v], exp.table_(v, db=dst_ds, catalog=dst_project, quoted=True),

@@ -130,6 +130,8 @@ def test_golden_first_run_of_every_strategy(env) -> None:
         q(replace_script("2024-01-03", "2024-01-04"), "daily", "2024-01-03"),
         # merge (first run: created from the query)
         ("get_table", "sqlassets-test.DS.latest"),
+        q("SELECT * FROM (SELECT customer_id, MAX(day) AS last_day FROM daily GROUP BY 1) AS _sqlassets_q", "latest",
+          dry_run=True),  # the unique_key must be among the query's columns before a table is created
         q(f"CREATE TABLE {P}.`DS`.`latest` AS SELECT * FROM (SELECT customer_id, MAX(day) AS last_day FROM daily "
           "GROUP BY 1) AS _sqlassets_q", "latest"),
         ("get_table", "sqlassets-test.DS.latest"),
