@@ -144,6 +144,12 @@ def test_golden_first_run_of_every_strategy(env) -> None:
         # view
         ("get_table", "sqlassets-test.DS.v"),
         q(f"CREATE OR REPLACE VIEW {P}.`DS`.`v` AS SELECT customer_id FROM summary WHERE n > 1", "v"),
+        # after the run, the statement cache records what the incremental tables and queries look like
+        ("get_table", "sqlassets-test.DS.daily"),
+        q(SRC.format(a="2024-01-01", b="2024-01-02"), "v", dry_run=True),
+        ("get_table", "sqlassets-test.DS.latest"),
+        q("SELECT * FROM (SELECT customer_id, MAX(day) AS last_day FROM daily GROUP BY 1) AS _sqlassets_q", "v",
+          dry_run=True),
     ]
     a = env["adapter"]
     s = a.session()
