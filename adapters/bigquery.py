@@ -460,7 +460,7 @@ class BigQueryAdapter(Adapter):
         """BigQuery SQL, with partition-window bounds typed to the column they bound (see the module doc)."""
         if any(isinstance(lit, exp.Literal) and lit.this in SENTINEL_BOUNDS for lit in expression.find_all(exp.Literal)):
             expression = self._type_windows(expression.copy())
-        return expression.sql(dialect=self.dialect)
+        return super().render(expression)
 
     def _type_windows(self, tree: exp.Expression) -> exp.Expression:
         known: dict[str, str] = {}
@@ -781,6 +781,17 @@ class BigQueryAdapter(Adapter):
                 t.set("db", exp.to_identifier(target[1], quoted=True))
                 t.set("catalog", exp.to_identifier(target[0], quoted=True))
         return exp.Create(this=dst, kind="VIEW", replace=True, expression=tree).sql(dialect=self.dialect)
+
+    def checks_connection(self) -> Any:
+        """A DB-API connection (google.cloud.bigquery.dbapi) over this adapter's client, for checks."""
+        from google.cloud.bigquery import dbapi
+
+        conn = dbapi.connect(self.client)
+        try:
+            from sqlassets.adapters.base import ChecksConnection  # type: ignore[attr-defined]
+        except ImportError:
+            return conn
+        return ChecksConnection(self, conn)
 
     def drop_schema(self, session: Session, target: tuple[str | None, str]) -> None:
         """Drop a CI dataset and everything in it."""

@@ -263,3 +263,13 @@ def test_ci_clone_copies_tables_and_retargets_views_then_drops(emu_adapter: BigQ
     assert s.query(f"SELECT n FROM {p}.`{a.dataset}`.`base`") == [(1,)]  # production untouched
     a.drop_schema(s, ("sqlassets-test", ci))
     assert a.relation_type(s, Relation("sqlassets-test", ci, "base")) is None
+
+
+def test_checks_read_through_a_dbapi_connection(emu_adapter: BigQueryAdapter) -> None:
+    a = emu_adapter
+    s = a.session()
+    a.ensure_schema(s, Relation("sqlassets-test", a.dataset, "x"))
+    s.execute(f"CREATE TABLE `sqlassets-test`.`{a.dataset}`.`k` AS SELECT 1 AS id UNION ALL SELECT 1")
+    cur = a.checks_connection().cursor()
+    cur.execute(f"SELECT count(*) - count(DISTINCT id) FROM `sqlassets-test`.`{a.dataset}`.`k`")
+    assert cur.fetchone()[0] == 1  # a failing uniqueness check sees the duplicate
