@@ -302,10 +302,13 @@ class SnowflakeAdapter(Adapter):
 
     def columns(self, session: Session, relation: Relation) -> list[ColumnInfo]:
         rows = session.query(
-            f"SELECT column_name, data_type FROM {self._info_schema(relation.database)}.COLUMNS "
+            f"SELECT column_name, data_type, numeric_precision, numeric_scale FROM "
+            f"{self._info_schema(relation.database)}.COLUMNS "
             "WHERE UPPER(table_schema) = UPPER(%s) AND UPPER(table_name) = UPPER(%s) ORDER BY ordinal_position",
             (relation.schema or self.warehouse.schema, relation.identifier))
-        return [ColumnInfo(str(r[0]), str(r[1])) for r in rows]
+        # DATA_TYPE says NUMBER / TEXT; precision and scale are separate columns.
+        return [ColumnInfo(str(r[0]), f"NUMBER({r[2]},{r[3]})" if str(r[1]).upper() == "NUMBER" and r[2] is not None
+                           else ("VARCHAR" if str(r[1]).upper() == "TEXT" else str(r[1]))) for r in rows]
 
     def query_columns(self, session: Session, select_sql: str) -> list[ColumnInfo]:
         """The query's result columns from the connector's describe-only request (nothing runs)."""
@@ -364,8 +367,9 @@ class SnowflakeAdapter(Adapter):
         return False
 
     def normalize_type(self, type_name: str) -> str:
-        t = type_name.upper().strip()
-        if t in ("NUMBER", "NUMBER(38,0)", "DECIMAL(38,0)", "INT", "INTEGER", "BIGINT", "FIXED"):
+        t = type_name.upper().replace(" ", "").strip()
+        if t in ("NUMBER", "INT", "INTEGER", "BIGINT", "SMALLINT", "TINYINT", "FIXED") or (
+                t.startswith(("NUMBER(", "DECIMAL(")) and t.endswith(",0)")):
             return "BIGINT"
         if t in ("FLOAT", "DOUBLE", "REAL", "FLOAT8", "DOUBLE PRECISION"):
             return "DOUBLE"
