@@ -203,6 +203,7 @@ class Adapter:
 
     def __init__(self, warehouse: Warehouse, **_options: Any) -> None:
         self.warehouse = warehouse
+        self._relocate = {src: dst for src, dst in getattr(warehouse, "relocate", ())}
         self._local = threading.local()
         self._sessions: list[Session] = []
         self._sessions_lock = threading.Lock()
@@ -290,7 +291,45 @@ class Adapter:
 
     # -- rendering ------------------------------------------------------------------------------------
     def render(self, expression: exp.Expression) -> str:
+        if self._relocate:
+            expression = self._relocated_expression(expression.copy())
         return expression.sql(dialect=self.dialect)
+
+    def relocated(self, relation: Relation) -> Relation:
+        """Where `relation` really is when the warehouse relocates its schema (the CI gate's clone)."""
+        if not self._relocate or not relation.schema:
+            return relation
+        key = ((relation.database or self.warehouse.database or "").lower(), relation.schema.lower())
+        dst = self._relocate.get(key)
+        if dst is None:
+            return relation
+        from dataclasses import replace
+
+        return replace(relation, database=dst[0] or relation.database, schema=dst[1])
+
+    def _relocated_expression(self, expression: exp.Expression) -> exp.Expression:
+        from sqlglot import exp
+
+        default_db = (self.warehouse.database or "").lower()
+        for table in list(expression.find_all(exp.Table)):
+            db = table.args.get("db")
+            if db is None or not db.name:
+                continue
+            cat = table.args.get("catalog")
+            dst = self._relocate.get(((cat.name if cat is not None else default_db).lower(), db.name.lower()))
+            if dst is not None:
+                table.set("db", exp.to_identifier(dst[1], quoted=db.quoted))
+                if cat is not None:
+                    table.set("catalog", exp.to_identifier(dst[0], quoted=cat.quoted))
+        return expression
+
+    def relocate_sql(self, sql: str) -> str:
+        """Raw SQL (compiled dbt tests) with relocated schemas; unchanged when nothing is relocated."""
+        if not self._relocate:
+            return sql
+        import sqlglot
+
+        return ";\n".join(self.render(e) for e in sqlglot.parse(sql, read=self.dialect) if e is not None)
 
     def table(self, relation: Relation, identifier: str | None = None) -> exp.Table:
         """A relation as a sqlglot table (optionally with another identifier, for staging tables)."""
@@ -357,9 +396,38 @@ class Adapter:
         """
         raise NotImplementedError
 
+    def checks_connection(self) -> Any:
+        """A DB-API connection for checks (`cursor().execute(sql).fetchone()`), read by this thread.
+
+        Remote adapters return a `ChecksConnection`; DuckDB hands checks its own connection.
+        """
+        raise NotImplementedError
+
+    def relations(self, session: Session) -> set[tuple[str, str, str]]:
+        """(database, schema, name) of every table and view, lower-cased, plus ("", "", default database)."""
+        rows = self.catalog(session)
+        out = {(d.lower(), s.lower(), t.lower()) for d, s, t, _c, _ty in rows}
+        out.add(("", "", (self.warehouse.database or "").lower()))
+        return self.unrelocated(out)
+
+    def unrelocated(self, relations: set[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
+        """Relations named as the project names them (a relocated schema under its original name)."""
+        if not self._relocate:
+            return relations
+        back = {dst: src for src, dst in self._relocate.items()}
+        out = set()
+        for d, s, t in relations:
+            src = back.get((d, s))
+            out.add((src[0], src[1], t) if src else (d, s, t))
+        return out
+
     def clone_schema(self, session: Session, source: tuple[str | None, str], target: tuple[str | None, str]) -> None:
         """Make `target` an isolated copy of `source` (the CI gate). Default: copy table by table."""
         raise NotImplementedError(f"{self.type} cannot clone a schema")
+
+    def drop_schema(self, session: Session, target: tuple[str | None, str]) -> None:
+        """DROP SCHEMA IF EXISTS ... CASCADE (the CI gate's clone, afterwards)."""
+        raise NotImplementedError(f"{self.type} cannot drop a schema")
 
     def ensure_schema(self, session: Session, relation: Relation) -> None:
         """CREATE SCHEMA IF NOT EXISTS, once per schema per run (a round trip each on a cloud warehouse)."""
@@ -456,6 +524,42 @@ class DryRunSession(Session):
 
     def rollback(self) -> None:
         pass
+
+
+class ChecksConnection:
+    """What checks read through on a remote warehouse: the DB-API connection of this thread's session,
+    plus the relations that exist (`sqlassets_relations`), read from INFORMATION_SCHEMA once per call."""
+
+    def __init__(self, adapter: Adapter, dbapi: Any, *, owns_adapter: bool = False) -> None:
+        self.adapter = adapter
+        self.dbapi = dbapi
+        self.owns_adapter = owns_adapter
+
+    def cursor(self) -> Any:
+        cursor = self.dbapi.cursor()
+        return _RelocatingCursor(cursor, self.adapter) if self.adapter._relocate else cursor
+
+    def sqlassets_relations(self) -> set[tuple[str, str, str]]:
+        return self.adapter.relations(self.adapter.session())
+
+    def close(self) -> None:
+        if self.owns_adapter:
+            self.adapter.close()
+
+
+class _RelocatingCursor:
+    """A DB-API cursor whose queries read the relocated schemas (checks in the CI gate's clone)."""
+
+    def __init__(self, cursor: Any, adapter: Adapter) -> None:
+        self._cursor = cursor
+        self._adapter = adapter
+
+    def execute(self, sql: str, *args: Any, **kwargs: Any) -> Any:
+        self._cursor.execute(self._adapter.relocate_sql(sql), *args, **kwargs)
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
 
 
 # Warehouse type (dbt adapter type) -> "module:Class", imported only when that warehouse is used.

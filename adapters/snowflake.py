@@ -237,9 +237,6 @@ class SnowflakeAdapter(Adapter):
 
     def _probe(self, session: Session) -> bool:
         """Does the server run Snowflake Scripting? (Every Snowflake account does; emulators may not.)"""
-        force = self.warehouse.options.get("sqlassets_scripting")
-        if force is not None:
-            return bool(force)
         try:
             session.query("EXECUTE IMMEDIATE $$ BEGIN RETURN 1; END; $$")
             return True
@@ -292,15 +289,19 @@ class SnowflakeAdapter(Adapter):
         return f"{db}.INFORMATION_SCHEMA" if db else "INFORMATION_SCHEMA"
 
     def relation_type(self, session: Session, relation: Relation) -> str | None:
-        rows = session.query(
-            f"SELECT table_type FROM {self._info_schema(relation.database)}.TABLES "
-            "WHERE UPPER(table_schema) = UPPER(%s) AND UPPER(table_name) = UPPER(%s)",
-            (relation.schema or self.warehouse.schema, relation.identifier))
+        relation = self.relocated(relation)
+        info = self._info_schema(relation.database)
+        where = "WHERE UPPER(table_schema) = UPPER(%s) AND UPPER(table_name) = UPPER(%s)"
+        key = (relation.schema or self.warehouse.schema, relation.identifier)
+        # TABLES lists views too on Snowflake (TABLE_TYPE 'VIEW'); VIEWS as well, for servers that don't.
+        rows = session.query(f"SELECT table_type FROM {info}.TABLES {where} UNION ALL "
+                             f"SELECT 'VIEW' FROM {info}.VIEWS {where}", key + key)
         if not rows:
             return None
         return "view" if "VIEW" in str(rows[0][0]).upper() else "table"
 
     def columns(self, session: Session, relation: Relation) -> list[ColumnInfo]:
+        relation = self.relocated(relation)
         rows = session.query(
             f"SELECT column_name, data_type, numeric_precision, numeric_scale FROM "
             f"{self._info_schema(relation.database)}.COLUMNS "
@@ -336,6 +337,23 @@ class SnowflakeAdapter(Adapter):
                 "ORDER BY table_schema, table_name, ordinal_position", params)
             out.extend((str(a), str(b), str(c), str(d), str(e)) for a, b, c, d, e in rows)
         return out
+
+    def checks_connection(self) -> Any:
+        from sqlassets.adapters.base import ChecksConnection
+
+        self.open()
+        session = self.session()
+        assert isinstance(session, SnowflakeSession)
+        return ChecksConnection(self, session.conn)
+
+    def relations(self, session: Session) -> set[tuple[str, str, str]]:
+        db = self.warehouse.database or ""
+        info = self._info_schema(None)
+        rows = session.query(f"SELECT table_catalog, table_schema, table_name FROM {info}.TABLES UNION "
+                             f"SELECT table_catalog, table_schema, table_name FROM {info}.VIEWS")
+        out = {(str(d).lower(), str(s).lower(), str(t).lower()) for d, s, t in rows}
+        out.add(("", "", db.lower()))
+        return self.unrelocated(out)
 
     def clone_schema(self, session: Session, source: tuple[str | None, str], target: tuple[str | None, str]) -> None:
         """Zero-copy `CREATE OR REPLACE SCHEMA target CLONE source` (table by table where unsupported)."""

@@ -216,11 +216,16 @@ def changed_assets(graph: AssetGraph, base: dict[str, str | None]) -> list[dict[
 
 # -- 2. the isolated CI target ----------------------------------------------------------------------------
 
-def ci_project(project: Project, ci_dir: Path, seed_from: Path | None) -> tuple[Project, Path, bool]:
+def ci_project(project: Project, ci_dir: Path, seed_from: Path | None, graph: AssetGraph | None = None
+               ) -> tuple[Project, Path, bool]:
     """A copy of `project` pointing at a CI DuckDB file seeded from production; returns (project, db, seeded)."""
     wh = project.warehouse
-    if wh.type != "duckdb" or wh.path is None:
-        raise UserError(f"the CI gate builds into a DuckDB copy; warehouse type {wh.type} is not supported yet")
+    if wh.type != "duckdb":  # a cloud warehouse: zero-copy clones of the production schemas
+        from sqlassets.checks.gate_remote import remote_ci_project
+
+        return remote_ci_project(project, graph, ci_dir)  # type: ignore[return-value]
+    if wh.path is None:
+        raise UserError("the CI gate builds into a DuckDB copy; the warehouse has no DuckDB file")
     prod = (seed_from or wh.path).resolve()
     ci_dir = ci_dir.resolve()
     # Named like the project's warehouse file, whatever the seed file is called: DuckDB names a file's
@@ -283,6 +288,8 @@ def column_changes(graph: AssetGraph, changed: list[dict[str, Any]], prod_db: Pa
 
     Only removed and retyped columns can break a reader; added ones are listed so the PR names them.
     """
+    if hasattr(ci_db, "column_changes"):  # cloned schemas on a cloud warehouse
+        return ci_db.column_changes(graph, changed)  # type: ignore[union-attr]
     if prod_db is None:
         return []
     name = ci_db.stem  # the catalog name the project's SQL spells (the CI copy is named like the warehouse)
@@ -348,7 +355,7 @@ DEFAULT_BATCH_SIZE = 366
 def run_gate(project: Project, graph: AssetGraph, *, base: Path, seed_from: Path | None = None,
              ci_dir: Path | None = None, partitions: str | None = None, allow_breaking: bool = False,
              batch_size: int = DEFAULT_BATCH_SIZE, engine: str | None = None,
-             echo: Callable[[str], None] = print) -> GateOutcome:
+             echo: Callable[[str], None] = print, keep: bool = False) -> GateOutcome:
     """Build what changed into an isolated copy and check it.
 
     Partitions are rebuilt `batch_size` at a time (one statement and one check per batch: a changed
@@ -377,7 +384,7 @@ def run_gate(project: Project, graph: AssetGraph, *, base: Path, seed_from: Path
         seed_from = base_warehouse(base)
         if seed_from is not None:
             echo(f"seeding from the saved base: {seed_from}")
-    cproj, ci_db, seeded = ci_project(project, ci_dir or project.state_dir / "ci", seed_from)
+    cproj, ci_db, seeded = ci_project(project, ci_dir or project.state_dir / "ci", seed_from, graph)
     if not seeded:
         echo(f"no production database at {seed_from or project.warehouse.path}: building the upstream too")
         for k in list(selection):
@@ -422,6 +429,11 @@ def run_gate(project: Project, graph: AssetGraph, *, base: Path, seed_from: Path
     changes = column_changes(graph, outcome.changed, Path(prod_db) if prod_db else None, ci_db)
     outcome.column_changes = changes
     outcome.breaking, method = downstream_readers(cproj, graph, changes)
+    if hasattr(ci_db, "drop"):  # cloned schemas: dropped unless --keep
+        if keep:
+            echo(f"kept the CI schemas: {ci_db}")
+        else:
+            ci_db.drop()  # type: ignore[union-attr]
     if changes:
         echo(f"column changes: {len(changes)}; breaking (read downstream, by {method}): {len(outcome.breaking)}")
     breaking = {(b["asset"], b["column"]): b for b in outcome.breaking}

@@ -35,8 +35,12 @@ def open_warehouse_readonly(project: Project, *, write: bool = False):
     which dbt writes to the audit schema as `dbt test` does.
     """
     wh = project.warehouse
-    if wh.type != "duckdb":
-        raise UserError(f"checks run on DuckDB warehouses for now, not {wh.type}")
+    if wh.type != "duckdb":  # a cloud warehouse: checks only read, through the adapter's connection
+        from sqlassets.adapters.base import ChecksConnection, adapter_for
+
+        adapter = adapter_for(wh)
+        conn = adapter.checks_connection()
+        return ChecksConnection(adapter, conn.dbapi, owns_adapter=True)
     if wh.path is None or not wh.path.exists():
         raise UserError(f"warehouse {wh.path} does not exist; build it first with `sqlassets materialize`")
     import duckdb

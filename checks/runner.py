@@ -93,6 +93,9 @@ def partition_predicate(asset: Asset, partition: str | None, window: tuple[str, 
 
 def existing_relations(connection: Any) -> set[tuple[str, str, str]]:
     """(database, schema, name) of every table and view, lower-cased: one catalog query per check call."""
+    remote = getattr(connection, "sqlassets_relations", None)
+    if remote is not None:  # a cloud warehouse: its INFORMATION_SCHEMA, through the adapter
+        return remote()
     cursor = connection.cursor()
     try:
         rows = cursor.execute(
@@ -206,6 +209,8 @@ class CheckRunner:
         results: list[CheckResult] = []
         if asset.relation is None:
             return results
+        if hasattr(connection, "sqlassets_relations"):  # `sqlassets check` on a cloud warehouse
+            return self._run_elsewhere(asset, connection.adapter, partition, window)
         rel = asset.relation
         # One catalog read per asset and run (a backfill's later partitions find the table there already);
         # dbt tests also need to know which of the relations they read exist.
@@ -225,30 +230,40 @@ class CheckRunner:
             results.extend(self._run_suites(checks, asset, DuckDBAccess(connection, cache=self._columns),
                                             connection, partition, window))
         if checks.dbt_tests:
-            where = partition_where(asset, partition, window)
-            compiled = self._compiled_sql()
-            for test in checks.dbt_tests:
-                sql = compiled.get(test.unique_id)
-                note = ""
-                missing = [d for d in test.depends_on if d != key and self.graph[d].relation is not None
-                           and not _exists(self.graph[d].relation, existing)]
-                if missing:
-                    results.append(CheckResult(
-                        asset=key, check=test.name, status="skipped", severity=test.severity, partition=partition,
-                        column=test.column, message=f"reads {', '.join(missing)}, which is not built yet",
-                        source=f"dbt:{test.unique_id}"))
-                    continue
-                if sql is not None and where is not None:
-                    scoped = restrict_to_partition(sql, rel, where, asset.dialect or "duckdb")
-                    if scoped is None:
-                        note = "whole table (the test SQL could not be limited to the partition)"
-                    else:
-                        sql = scoped
-                started = time.perf_counter()
-                r = run_test(test, sql, connection, partition=partition, scope_note=note)
-                r.details["seconds"] = time.perf_counter() - started
-                results.append(r)
+            results.extend(self._run_dbt_tests(checks, asset, connection, existing, partition, window))
         return self._record(results)
+
+    def _run_dbt_tests(self, checks: AssetChecks, asset: Asset, connection: Any, existing: set[tuple[str, str, str]],
+                       partition: str | None, window: tuple[str, str] | None) -> list[CheckResult]:
+        """The asset's dbt tests on `connection` (DB-API), limited to the partition where the SQL allows."""
+        rel = asset.relation
+        assert rel is not None
+        key = asset.key
+        results: list[CheckResult] = []
+        where = partition_where(asset, partition, window)
+        compiled = self._compiled_sql()
+        for test in checks.dbt_tests:
+            sql = compiled.get(test.unique_id)
+            note = ""
+            missing = [d for d in test.depends_on if d != key and self.graph[d].relation is not None
+                       and not _exists(self.graph[d].relation, existing)]
+            if missing:
+                results.append(CheckResult(
+                    asset=key, check=test.name, status="skipped", severity=test.severity, partition=partition,
+                    column=test.column, message=f"reads {', '.join(missing)}, which is not built yet",
+                    source=f"dbt:{test.unique_id}"))
+                continue
+            if sql is not None and where is not None:
+                scoped = restrict_to_partition(sql, rel, where, asset.dialect or "duckdb")
+                if scoped is None:
+                    note = "whole table (the test SQL could not be limited to the partition)"
+                else:
+                    sql = scoped
+            started = time.perf_counter()
+            r = run_test(test, sql, connection, partition=partition, scope_note=note)
+            r.details["seconds"] = time.perf_counter() - started
+            results.append(r)
+        return results
 
     def _run_suites(self, checks: AssetChecks, asset: Asset, access: Any, connection: Any,
                     partition: str | None, window: tuple[str, str] | None) -> list[CheckResult]:
@@ -261,7 +276,9 @@ class CheckRunner:
 
         rel = asset.relation
         assert rel is not None
-        table = exp.table_(rel.identifier, db=rel.schema, catalog=rel.database, quoted=True)
+        adapter = getattr(access, "adapter", None)  # a cloud warehouse: the adapter's spelling and relocation
+        table = (adapter.table(rel) if adapter is not None
+                 else exp.table_(rel.identifier, db=rel.schema, catalog=rel.database, quoted=True))
         pred = partition_predicate(asset, partition, window, self._partition_column_type(asset, access, table))
         out: list[CheckResult] = []
         for suite in checks.suites:
@@ -337,7 +354,8 @@ class CheckRunner:
     def _run_elsewhere(self, asset: Asset, adapter: Any, partition: str | None,
                        window: tuple[str, str] | None) -> list[CheckResult]:
         """A warehouse other than DuckDB: suites through the SQL engine on the adapter's session (GX-only
-        expectations and dbt tests are skipped with a reason)."""
+        expectations are skipped with a reason); dbt tests through the adapter's DB-API connection where
+        it has one (Snowflake), else skipped with a reason."""
         from sqlassets.checks.pushdown.evaluate import AdapterAccess
 
         checks = self.checks[asset.key]
@@ -345,6 +363,18 @@ class CheckRunner:
         if checks.suites and asset.relation is not None:
             results.extend(self._run_suites(checks, asset, AdapterAccess(adapter, asset.relation), None,
                                             partition, window))
+        if checks.dbt_tests and asset.relation is not None and getattr(adapter, "remote", False):
+            # dbt tests through the adapter's DB-API connection (this thread's session).
+            connection = adapter.checks_connection()
+            existing = existing_relations(connection)
+            if not _exists(asset.relation, existing):
+                message = f"{asset.relation} does not exist in the warehouse; materialize {asset.key} first"
+                results.extend(CheckResult(asset=asset.key, check=t.name, status="error", severity=t.severity,
+                                           partition=partition, column=t.column, message=message,
+                                           source=f"dbt:{t.unique_id}") for t in checks.dbt_tests)
+            else:
+                results.extend(self._run_dbt_tests(checks, asset, connection, existing, partition, window))
+            return self._record(results)
         for t in checks.dbt_tests:
             results.append(CheckResult(asset=asset.key, check=t.name, status="skipped", severity=t.severity,
                                        partition=partition, column=t.column, source=f"dbt:{t.unique_id}",

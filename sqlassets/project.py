@@ -44,6 +44,10 @@ class Warehouse:
     # The profile output as dbt reads it: may hold secrets (password, private key, token), so it is
     # kept out of repr and never written anywhere; adapters read it through `connect_args`.
     options: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # ((database, schema) -> (database, schema)) pairs, lower-cased: every statement the adapter sends
+    # reads and writes the second instead of the first. The CI gate uses it to build into a clone of
+    # the production schema with SQL compiled for production.
+    relocate: tuple[tuple[tuple[str, str], tuple[str, str]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -187,11 +191,13 @@ def find_profiles_dir(root: Path, explicit: Path | None) -> Path | None:
     return None
 
 
-_ENV_VAR = re.compile(r"\{\{\s*env_var\(\s*['\"]([^'\"]+)['\"]\s*(?:,\s*['\"]([^'\"]*)['\"]\s*)?\)\s*\}\}")
+_ENV_VAR = re.compile(r"\{\{\s*env_var\(\s*['\"]([^'\"]+)['\"]\s*(?:,\s*['\"]([^'\"]*)['\"]\s*)?\)\s*"
+                      r"(?:\|\s*(as_number|int|as_text|string)\s*)?\}\}")
 
 
 def _render_env(value: Any, path: Path) -> Any:
-    """Render `{{ env_var('X', 'default') }}` as dbt does in profiles; other Jinja is left alone."""
+    """Render `{{ env_var('X', 'default') }}` as dbt does in profiles (with `| as_number` / `| int`, as
+    dbt needs for `port`); other Jinja is left alone."""
     if isinstance(value, str) and "{{" in value:
         def sub(m: re.Match[str]) -> str:
             name, default = m.group(1), m.group(2)
@@ -201,6 +207,13 @@ def _render_env(value: Any, path: Path) -> Any:
                 return default
             raise ConfigError(f"env var {name} is not set and has no default; export it", path=str(path))
 
+        whole = _ENV_VAR.fullmatch(value.strip())
+        if whole is not None and whole.group(3) in ("as_number", "int"):
+            text = sub(whole)
+            try:
+                return int(text)
+            except ValueError:
+                raise ConfigError(f"env var {whole.group(1)} must be a number, not {text!r}", path=str(path)) from None
         return _ENV_VAR.sub(sub, value)
     if isinstance(value, dict):
         return {k: _render_env(v, path) for k, v in value.items()}

@@ -13,12 +13,12 @@ SELECT
     f.event_date,
     c.segment,
     count(*) AS active_customers,
-    count(*) FILTER (WHERE f.purchases > 0) AS buying_customers,
-    round(count(*) FILTER (WHERE f.purchases > 0) / count(*), 4) AS conversion_rate,
+    count(case when f.purchases > 0 then 1 end) AS buying_customers,
+    round(count(case when f.purchases > 0 then 1 end) / count(*), 4) AS conversion_rate,
     CAST(sum(f.purchases) AS BIGINT) AS orders,
     CAST(sum(f.views) AS BIGINT) AS views,
     CAST(sum(f.net_revenue) AS DECIMAL(14, 2)) AS net_revenue,
-    CAST(sum(f.net_revenue) / nullif(count(*) FILTER (WHERE f.purchases > 0), 0) AS DECIMAL(12, 2))
+    CAST(sum(f.net_revenue) / nullif(count(case when f.purchases > 0 then 1 end), 0) AS DECIMAL(12, 2))
         AS revenue_per_buyer
 FROM main.fct_daily_customer_events AS f
 JOIN main.stg_customers AS c ON c.customer_id = f.customer_id

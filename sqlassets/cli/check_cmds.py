@@ -89,11 +89,12 @@ def check(obj: CliContext, select: tuple[str, ...], exclude: tuple[str, ...], pa
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=None,
               help="Partitions rebuilt (and checked) per statement (default 366; 1 = one at a time).")
 @click.option("--allow-breaking", is_flag=True, help="Report breaking column changes without failing.")
+@click.option("--keep", is_flag=True, help="Keep the CI schemas cloned on a cloud warehouse (default: dropped).")
 @engine_option
 @click.pass_context
 def ci(ctx: click.Context, base: Path | None, junit: Path | None, markdown_file: Path | None,
        seed_from: Path | None, ci_dir: Path | None, partitions: str | None, batch_size: int | None,
-       allow_breaking: bool, engine: str | None) -> None:
+       allow_breaking: bool, keep: bool, engine: str | None) -> None:
     """CI gate: build what changed against production in an isolated database, run its checks.
 
     Exit 0 pass, 1 build failure, blocking check failure or breaking column change, 2 usage error.
@@ -114,7 +115,7 @@ def ci(ctx: click.Context, base: Path | None, junit: Path | None, markdown_file:
     project, graph = obj.project, obj.graph
     outcome = run_gate(project, graph, base=base, seed_from=seed_from, ci_dir=ci_dir, partitions=partitions,
                        allow_breaking=allow_breaking, batch_size=batch_size or DEFAULT_BATCH_SIZE, engine=engine,
-                       echo=click.echo)
+                       echo=click.echo, keep=keep)
     _emit(outcome.results, project, graph, junit=None, verbose=False)
     if junit is not None:
         from sqlassets.checks.junit import write_junit

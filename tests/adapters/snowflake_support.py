@@ -8,12 +8,17 @@ model, a seed, a table and a view.
 from __future__ import annotations
 
 import datetime as dt
+import gzip
+import json
 import os
+import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -161,8 +166,8 @@ def load_events(port: int, database: str, *, start: str = "2024-01-01", days: in
     return len(values) - 1
 
 
-@pytest.fixture(scope="session")
-def fakesnow_port(tmp_path_factory: pytest.TempPathFactory):
+@pytest.fixture(scope="session", name="fakesnow_port")
+def fakesnow_server(tmp_path_factory: pytest.TempPathFactory):
     """One fakesnow server per test session (import this fixture into the test module)."""
     require_fakesnow()
     log = tmp_path_factory.mktemp("fakesnow") / "server.log"
@@ -175,3 +180,121 @@ def fakesnow_port(tmp_path_factory: pytest.TempPathFactory):
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+# -- a latency-injecting, request-counting proxy in front of fakesnow ---------------------------------
+
+_BLOCK = re.compile(r"^\s*EXECUTE\s+IMMEDIATE\s+\$\$\s*BEGIN\s+BEGIN\s+TRANSACTION;(.*?)\s*LET\s+n\s+INTEGER\s*:=\s*"
+                    r"SQLROWCOUNT;\s*COMMIT;\s*RETURN\s+n;\s*EXCEPTION.*\$\$\s*$", re.S | re.I)
+
+
+class SnowflakeProxy:
+    """Forwards Snowflake's HTTP protocol to a fakesnow server, sleeping `latency` seconds per request
+    (a cloud round trip) and counting query requests.
+
+    `scripting=True` also runs the one kind of Snowflake Scripting block sqlassets sends (BEGIN
+    TRANSACTION; statements; COMMIT, see `sqlassets.adapters.snowflake.scripting_block`), which fakesnow
+    cannot parse: its statements are executed on the server side, behind the one client round trip,
+    as Snowflake does. `rewrite` maps statement prefixes fakesnow cannot run to ones it can (same
+    number of requests), e.g. dbt-snowflake's `create or replace temporary view` -> `... view`.
+    """
+
+    def __init__(self, upstream_port: int, *, latency: float = 0.0, scripting: bool = False,
+                 rewrite: dict[str, str] | None = None) -> None:
+        import http.server
+
+        self.upstream = upstream_port
+        self.latency = latency
+        self.scripting = scripting
+        self.rewrite = {re.compile(re.escape(k), re.I): v for k, v in (rewrite or {}).items()}
+        self.queries = 0
+        self.requests = 0
+        self.texts: list[str] = []
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                status, headers, payload = proxy.handle(self.command, self.path, dict(self.headers), body)
+                self.send_response(status)
+                for k, v in headers:
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = _forward
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.queries = self.requests = 0
+            self.texts.clear()
+
+    def _send(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, list, bytes]:
+        import http.client
+
+        conn = http.client.HTTPConnection("127.0.0.1", self.upstream, timeout=600)
+        try:
+            fwd = {k: v for k, v in headers.items() if k.lower() not in ("host", "content-length", "connection")}
+            fwd["Content-Length"] = str(len(body))
+            conn.request(method, path, body=body, headers=fwd)
+            resp = conn.getresponse()
+            payload = resp.read()
+            if resp.getheader("Content-Encoding") == "gzip":
+                payload = gzip.decompress(payload)
+            return resp.status, resp.getheaders(), payload
+        finally:
+            conn.close()
+
+    def _query(self, path: str, headers: dict[str, str], req: dict[str, Any], sql: str) -> tuple[int, list, bytes]:
+        body = json.dumps({**req, "sqlText": sql}).encode()
+        h = {k: v for k, v in headers.items() if k.lower() != "content-encoding"}
+        return self._send("POST", path, h, body)
+
+    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, list, bytes]:
+        time.sleep(self.latency)
+        with self._lock:
+            self.requests += 1
+        if not path.startswith("/queries/v1/query-request"):
+            return self._send(method, path, headers, body)
+        raw = gzip.decompress(body) if headers.get("Content-Encoding") == "gzip" else body
+        req = json.loads(raw)
+        sql = req.get("sqlText", "")
+        with self._lock:
+            self.queries += 1
+            self.texts.append(sql)
+        for pattern, repl in self.rewrite.items():
+            sql = pattern.sub(repl, sql)
+        m = _BLOCK.match(sql) if self.scripting else None
+        if m is None:
+            return self._query(path, headers, req, sql)
+        # Server side of one scripting request: BEGIN, each statement, COMMIT (ROLLBACK on error).
+        inner = {k: v for k, v in req.items() if k not in ("bindings", "describeOnly")}
+        self._query(path, headers, inner, "BEGIN TRANSACTION")
+        result = None
+        for stmt in [s.strip() for s in m.group(1).split(";\n") if s.strip()]:
+            result = self._query(path, headers, inner, stmt.rstrip(";"))
+            if not json.loads(result[2]).get("success", False):
+                self._query(path, headers, inner, "ROLLBACK")
+                return result
+        self._query(path, headers, inner, "COMMIT")
+        assert result is not None
+        return result

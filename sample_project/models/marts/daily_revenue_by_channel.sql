@@ -16,11 +16,11 @@ daily as (
     select
         event_date,
         channel,
-        count(*) filter (where kind = 'purchase') as orders,
-        count(*) filter (where kind = 'refund') as refunds,
+        count(case when kind = 'purchase' then 1 end) as orders,
+        count(case when kind = 'refund' then 1 end) as refunds,
         cast(sum(signed_quantity) as bigint) as net_units,
-        cast(sum(signed_amount) filter (where kind = 'purchase') as decimal(14, 2)) as gross_revenue,
-        cast(coalesce(-sum(signed_amount) filter (where kind = 'refund'), 0) as decimal(14, 2)) as refunded_amount,
+        cast(sum(case when kind = 'purchase' then signed_amount end) as decimal(14, 2)) as gross_revenue,
+        cast(coalesce(-sum(case when kind = 'refund' then signed_amount end), 0) as decimal(14, 2)) as refunded_amount,
         cast(sum(signed_amount) as decimal(14, 2)) as net_revenue,
         cast(sum(signed_amount) - sum(signed_cost) as decimal(14, 2)) as gross_margin
     from purchases

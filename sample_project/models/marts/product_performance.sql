@@ -37,8 +37,8 @@ totals as (
 
     select
         product_id,
-        count(*) filter (where kind = 'purchase') as orders,
-        count(*) filter (where kind = 'refund') as refunds,
+        count(case when kind = 'purchase' then 1 end) as orders,
+        count(case when kind = 'refund' then 1 end) as refunds,
         cast(sum(signed_quantity) as bigint) as net_units,
         cast(sum(signed_amount) as decimal(14, 2)) as net_revenue,
         cast(sum(signed_amount) - sum(signed_cost) as decimal(14, 2)) as gross_margin,
