@@ -129,8 +129,24 @@ models:
 SEED = 'country_id,country_name\n0,"Norway"\n1,"Chile, Republic of"\n2,\n'
 
 
-def make_project(root: Path, port: int, database: str, *, threads: int = 4) -> Path:
+RAW_SQL = """-- materialized: incremental
+-- partitioned: daily
+-- partition_column: day
+-- partition_start: 2024-01-01
+-- partition_end: 2025-01-01
+-- description: a raw SQL asset in Snowflake's dialect (IFF, COUNT_IF, TO_DATE)
+select to_date(event_ts) as day, count_if(amount > 50) as big, iff(count(*) > 2, 'busy', 'quiet') as load
+from raw.events
+where event_ts >= :window_start and event_ts < :window_end
+group by to_date(event_ts)
+"""
+
+
+def make_project(root: Path, port: int, database: str, *, threads: int = 4, raw_sql: bool = False) -> Path:
     (root / "models").mkdir(parents=True)
+    if raw_sql:
+        (root / "sql").mkdir()
+        (root / "sql" / "daily_users.sql").write_text(RAW_SQL)
     (root / "seeds").mkdir()
     (root / "dbt_project.yml").write_text(
         "name: sfshop\nversion: '1.0'\nprofile: sfshop\nconfig-version: 2\n"

@@ -61,7 +61,7 @@ TABLE = "SELECT event_ts, user_id, amount FROM {db}.dev.events_daily WHERE event
 
 @pytest.fixture(scope="module")
 def project(fakesnow_port: int, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = make_project(tmp_path_factory.mktemp("sf") / "sfshop", fakesnow_port, DB, threads=4)
+    root = make_project(tmp_path_factory.mktemp("sf") / "sfshop", fakesnow_port, DB, threads=4, raw_sql=True)
     assert load_events(fakesnow_port, DB, days=366) == 1098
     return root
 
@@ -92,8 +92,12 @@ def test_backfill_kill_9_resume_rerun_merge_seed_view_table(project: Path, fakes
     raw = rows(port, RAW_LOOP.format(db=DB, a="2024-01-01", b="2025-01-01"))
     assert len(raw) == 1098
     assert rows(port, TABLE.format(db=DB, a="2000-01-01", b="2100-01-01")) == raw
+    # The raw SQL asset (Snowflake dialect) matches the same aggregate run directly, day by day.
+    assert rows(port, f"SELECT day, big, load FROM {DB}.dev.daily_users ORDER BY 1") == rows(
+        port, f"SELECT to_date(event_ts), count_if(amount > 50), iff(count(*) > 2, 'busy', 'quiet') FROM "
+              f"{DB}.raw.events WHERE event_ts >= '2024-01-01' AND event_ts < '2024-03-01' GROUP BY 1 ORDER BY 1")
     # 3. A re-run is a no-op: nothing planned, nothing sent.
-    r = cli(project, "backfill", "--partitions", "2024-01-01..2024-12-31")
+    r = cli(project, "backfill", "--select", "events_daily", "--partitions", "2024-01-01..2024-12-31")
     assert r.returncode == 0 and "nothing to do" in r.stdout, r.stdout + r.stderr
     # 4. Seed (stage + COPY INTO), view and table built on the way.
     assert rows(port, f"SELECT country_id, country_name FROM {DB}.dev.countries ORDER BY 1") == [
@@ -219,19 +223,18 @@ def test_ci_gate_builds_in_a_clone_and_never_touches_production(project: Path, f
         # The view downstream was rebuilt in the clone, reading the clone.
         assert rows(port, f"SELECT COUNT(*) FROM {DB}.dev_sqlassets_ci.user_countries") == \
             rows(port, f"SELECT COUNT(*) FROM {DB}.dev.user_countries")
-        # Without --keep the clone is dropped afterwards.
-        r = cli(project, "ci", "--base", str(base), "--ci-dir", str(tmp_path / "ci"))
-        assert r.returncode == 0, r.stdout + r.stderr
-        assert rows(port, f"SELECT COUNT(*) FROM {DB}.INFORMATION_SCHEMA.SCHEMATA "
-                          "WHERE schema_name = 'DEV_SQLASSETS_CI'")[0][0] == 0
-        # A removed column read downstream is breaking: the gate fails and names it.
+        # A column the view downstream reads, removed (users rebuilt as a table): the view fails to
+        # build in the clone, so the gate fails; production is untouched; without --keep the clone is
+        # dropped afterwards.
         (project / "models" / "users.sql").write_text(
-            "{{ config(materialized='incremental', unique_key='user_id') }}\n"
+            "{{ config(materialized='table') }}\n"
             "select user_id, count(*) as n from {{ source('raw', 'events') }} group by user_id\n")
         r = cli(project, "ci", "--base", str(base), "--ci-dir", str(tmp_path / "ci"))
         assert r.returncode == 1, r.stdout + r.stderr
-        assert "CI gate: FAIL" in r.stdout
+        assert "CI gate: FAIL" in r.stdout and "failed user_countries" in r.stdout, r.stdout
         assert rows(port, f"SELECT user_id, total, n FROM {DB}.dev.users ORDER BY 1") == prod_before
+        assert rows(port, f"SELECT COUNT(*) FROM {DB}.INFORMATION_SCHEMA.SCHEMATA "
+                          "WHERE schema_name = 'DEV_SQLASSETS_CI'")[0][0] == 0
     finally:
         (project / "models" / "users.sql").write_text(
             "{{ config(materialized='incremental', unique_key='user_id') }}\n"
@@ -386,3 +389,20 @@ def test_query_tag_is_json_naming_asset_and_partition() -> None:
     a, _s, _log = real_snowflake_adapter()
     assert json.loads(a.query_tag("fct", ["2024-01-02"])) == {"app": "sqlassets", "asset": "fct",
                                                               "partition": "2024-01-02"}
+
+
+def test_transient_errors_are_lock_waits_network_and_throttling_only() -> None:
+    pytest.importorskip("snowflake.connector")
+    from snowflake.connector import errors
+
+    a, _s, _log = real_snowflake_adapter()
+    lock = errors.ProgrammingError(msg="Statement 'x' has been aborted because the number of waiters for "
+                                       "this lock exceeds the 20 statements limit.", errno=625)
+    assert a.is_transient(lock)
+    assert a.is_transient(errors.OperationalError(msg="HTTP 503: Service Unavailable", errno=250003))
+    assert a.is_transient(errors.InterfaceError(msg="Failed to execute request: connection reset", errno=250001))
+    assert not a.is_transient(errors.ProgrammingError(msg="Object 'T' does not exist or not authorized.",
+                                                      errno=2003))
+    assert not a.is_transient(errors.ProgrammingError(msg="SQL compilation error: timeout_x invalid identifier",
+                                                      errno=904))
+    assert not a.is_transient(ValueError("lock"))
