@@ -94,7 +94,8 @@ class AdapterAccess:
         return self.adapter.dialect
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
-        return self.adapter.session().query(sql)
+        # The CI gate's relocated schemas apply to checks too (no-op otherwise).
+        return self.adapter.session().query(self.adapter.relocate_sql(sql))
 
     def columns(self, table: exp.Table) -> Columns | None:
         cols = self.adapter.columns(self.adapter.session(), self.relation)
