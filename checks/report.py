@@ -144,8 +144,8 @@ def markdown(results: Sequence[CheckResult], *, title: str = "sqlassets CI gate"
     if harmless:
         out += [f"### Other column changes ({len(harmless)}, not read downstream)", "",
                 "| changed column | change |", "|---|---|"]
-        for c in harmless:
-            out.append(f"| `{_md(c['asset'])}.{_md(c['column'])}` | {_md(c['change'])} |")
+        for ch in harmless:  # not `c`: that is the check counts, read below
+            out.append(f"| `{_md(ch['asset'])}.{_md(ch['column'])}` | {_md(ch['change'])} |")
         out.append("")
     if build:
         out += ["### Build", "", f"{build.get('done', 0)} partition(s) built, {build.get('failed', 0)} failed, "
