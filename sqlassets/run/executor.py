@@ -581,7 +581,7 @@ def prepare_materializers(project: Project, graph: AssetGraph, plan: Plan, adapt
     inputs is replayed without parsing (`CachedMaterializer`: no sqlglot on a warm run); the keys of
     the others are noted in `statements.pending` so `remember` can save them after the run.
     """
-    from sqlassets.dbt.compile import compiled_sql
+    from sqlassets.dbt.compile import compile_assets
     from sqlassets.run.partitions import partitions_def
     from sqlassets.run.planner import strategy_name
 
@@ -598,7 +598,12 @@ def prepare_materializers(project: Project, graph: AssetGraph, plan: Plan, adapt
         if echo is not None:
             echo(f"compiling {n} model(s) with dbt...")
 
-    sql = compiled_sql(project, graph, need_sql, on_compile=on_compile) if need_sql else {}
+    compiled = compile_assets(project, graph, need_sql, on_compile=on_compile, for_run=True) if need_sql else None
+    sql = compiled.sql if compiled else {}
+    failed = compiled.failed if compiled else {}
+    for k, why in sorted(failed.items()):
+        if echo is not None:
+            echo(f"cannot compile '{k}': {why}; its partitions fail and what reads them is skipped")
     out: dict[str, Materializer] = {}
     for k in keys:
         asset = graph[k]
@@ -606,9 +611,14 @@ def prepare_materializers(project: Project, graph: AssetGraph, plan: Plan, adapt
             # Sources and external tables belong to someone else: never written, whatever the selection.
             raise UserError(f"asset '{k}' is a {asset.kind} (observed, never written); it cannot be materialized")
         pdef = partitions_def(asset)
+        strategy = strategy_name(asset, pdef)
+        if k in failed:
+            # One model that dbt cannot compile (a Jinja error, a macro needing a live warehouse) fails
+            # its own units and skips what reads it; every other model still runs, as in `dbt run`.
+            out[k] = Uncompiled(asset, pdef, strategy, f"cannot compile: {failed[k]}")
+            continue
         if k in need_sql and k not in sql:
             raise UserError(f"asset '{k}' has no SQL to run")
-        strategy = strategy_name(asset, pdef)
         if statements is not None and not full_refresh and k in need_sql and strategy in INCREMENTAL:
             digest = statements.pending[k] = statements.key(asset, sql[k], graph, pdef, strategy)
             entry = statements.load(digest)
@@ -618,6 +628,26 @@ def prepare_materializers(project: Project, graph: AssetGraph, plan: Plan, adapt
                 continue
         out[k] = build(asset, pdef, sql.get(k) if k in need_sql else None)
     return out
+
+
+class Uncompiled:
+    """The materializer of a model dbt could not compile: preparing it fails each of its units with
+    dbt's reason (once per asset: the executor caches a prepare error), so its downstream is skipped."""
+
+    writes = True
+    batchable = False
+    exists: bool | None = None
+    _prepared = False
+
+    def __init__(self, asset: Asset, pdef: Any, strategy: str, reason: str) -> None:
+        self.asset, self.pdef, self.strategy, self.reason = asset, pdef, strategy, reason
+        self.relation = asset.relation
+
+    def prepare(self, session: Any, first_keys: Sequence[str]) -> None:
+        raise UserError(self.reason)
+
+    def write(self, session: Any, keys: Sequence[str]) -> Any:
+        raise UserError(self.reason)
 
 
 def _remember_statements(statements: StatementCache, materializers: dict[str, Any], plan: Plan,

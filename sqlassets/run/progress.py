@@ -95,7 +95,13 @@ class Progress:
             self._last_what = what
             self._ensure_bar()
             if status not in ("done", "skipped"):
-                self._print(f"{status.upper():<5} {what}: {error or ''}".rstrip(": "))
+                # The same failure on many partitions (a model that cannot compile, a broken upstream)
+                # is printed a few times, then counted in the progress lines and the summary.
+                seen_key = (asset, status, error or "")
+                seen = self._seen[seen_key] = self._seen.get(seen_key, 0) + 1
+                if seen <= REPEATS_SHOWN:
+                    more = "  (further repeats are counted)" if seen == REPEATS_SHOWN else ""
+                    self._print(f"{status.upper():<5} {what}: {error or ''}".rstrip(": ") + more)
             if self._bar is not None:
                 self._bar.update(self._task, completed=self.finished, failed=self.failed, description=what[:50],
                                  rate=self._rate_eta()[0])
