@@ -50,6 +50,23 @@ def copy_fixture(name: str, dest: Path) -> Path:
     return dest
 
 
+def write_project(root: Path, files: dict[str, str], events_sql: str | None = None, db: str = "wh.duckdb") -> Path:
+    """Write a small project ({relative path: text}) and, with `events_sql`, run it on a new DuckDB file
+    (typically `create schema raw; create table raw.events as ...`)."""
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    if events_sql is not None:
+        import duckdb
+
+        con = duckdb.connect(str(root / db))
+        try:
+            con.execute(events_sql)
+        finally:
+            con.close()
+    return root
+
+
 def copy_parsed(src: Path, dest: Path) -> Path:
     """Copy an already-loaded project, target/ and state included, keeping mtimes (manifest stays fresh)."""
     shutil.copytree(src, dest, ignore=shutil.ignore_patterns("*.duckdb", "*.duckdb.wal"))

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from conftest import write_project
 from run_support import checksum, make_project, popen_cli, run_cli
 
 SEED = 8_2024
@@ -240,14 +241,8 @@ DBT_PROJECT = {
 
 
 def test_interrupt_inside_dbt_compile_then_resume(tmp_path: Path) -> None:
-    root = tmp_path / "tiny"
-    for rel, text in DBT_PROJECT.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-    con = duckdb.connect(str(root / "wh.duckdb"))
-    con.execute("create schema raw; create table raw.events as select timestamp '2024-01-01' + "
-                "interval (i * 7) minute as event_ts from range(600) t(i)")
-    con.close()
+    root = write_project(tmp_path / "tiny", DBT_PROJECT, "create schema raw; create table raw.events as select "
+                         "timestamp '2024-01-01' + interval (i * 7) minute as event_ts from range(600) t(i)")
     assert run_cli(root, "list").returncode == 0  # parsed; the compile below is a cold one
     # The signal comes 0.4 s into the compile phase: inside dbt (its import alone takes longer).
     r = run_cli(root, "backfill", "--partitions", "2024-01-01..2024-01-03",

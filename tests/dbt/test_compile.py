@@ -8,6 +8,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from conftest import write_project
 
 import sqlassets.dbt.compile as compile_mod
 from sqlassets.loaders import load_graph
@@ -38,15 +39,10 @@ PROJECT = {
 
 @pytest.fixture(scope="module")
 def project_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("mb") / "mb"
-    for rel, text in PROJECT.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-    con = duckdb.connect(str(root / "wh.duckdb"))
-    con.execute("create schema raw; create table raw.events as select timestamp '2024-01-01' + interval (i * 17) "
-                "minute as event_ts, i % 7 as customer_id, (i % 100) / 4.0 as amount from range(5000) t(i)")
-    con.close()
-    return root
+    return write_project(tmp_path_factory.mktemp("mb") / "mb", PROJECT,
+                         "create schema raw; create table raw.events as select timestamp '2024-01-01' + interval "
+                         "(i * 17) minute as event_ts, i % 7 as customer_id, (i % 100) / 4.0 as amount "
+                         "from range(5000) t(i)")
 
 
 def test_compiled_once_then_cached_and_no_warehouse_lock(project_root: Path, monkeypatch) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
-from conftest import invoke
+from conftest import invoke, write_project
 
 FILES = {
     "dbt_project.yml": "name: iso\nversion: '1.0'\nprofile: iso\nmodels:\n  iso:\n    +materialized: table\n",
@@ -21,10 +21,7 @@ FILES = {
 
 
 def test_one_model_that_cannot_compile_fails_alone(tmp_path: Path) -> None:
-    root = tmp_path / "iso"
-    for rel, text in FILES.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
+    root = write_project(tmp_path / "iso", FILES)
     res = invoke(["--project", str(root), "materialize"])
     assert res.exit_code == 1, res.stdout + res.stderr
     assert "cannot compile 'broken': " in res.stdout and "no such column mapping" in res.stdout

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from conftest import write_project
 from run_support import checksum, make_project, run_cli
 from sqlglot import exp
 
@@ -122,14 +123,8 @@ DBT_FILES = {
 
 
 def test_dbt_microbatch_warm_run_never_imports_sqlglot(tmp_path: Path) -> None:
-    root = tmp_path / "mb"
-    for rel, text in DBT_FILES.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-    con = duckdb.connect(str(root / "wh.duckdb"))
-    con.execute("create schema raw; create table raw.events as select timestamp '2024-01-01' + "
-                "to_minutes(i * 7) as event_ts from range(3000) t(i)")
-    con.close()
+    root = write_project(tmp_path / "mb", DBT_FILES, "create schema raw; create table raw.events as select "
+                         "timestamp '2024-01-01' + to_minutes(i * 7) as event_ts from range(3000) t(i)")
     assert _run(root, "materialize", "--partitions", "2024-01-01..2024-01-05").endswith("REPLAYED 0")
     first = checksum(root / "wh.duckdb", "daily")
     assert _run(root, "materialize", "--all", "--partitions", "2024-01-01..2024-01-05") == "NO_SQLGLOT REPLAYED 5"
