@@ -578,8 +578,8 @@ def prepare_materializers(project: Project, graph: AssetGraph, plan: Plan, adapt
     """Compile (cached) and parse every planned asset's SQL up front: bad SQL fails before any write.
 
     With `statements`, an incremental asset whose templates were saved by an earlier run with the same
-    inputs is replayed without parsing (`CachedMaterializer`: no sqlglot on a warm run); the keys of
-    the others are noted in `statements.pending` so `remember` can save them after the run.
+    inputs is replayed without parsing (`CachedMaterializer`: no sqlglot on a warm run). Every
+    incremental asset's entry key is noted in `statements.digests`, so `remember` can save what was built.
     """
     from sqlassets.dbt.compile import compile_assets
     from sqlassets.run.partitions import partitions_def
@@ -620,7 +620,7 @@ def prepare_materializers(project: Project, graph: AssetGraph, plan: Plan, adapt
         if k in need_sql and k not in sql:
             raise UserError(f"asset '{k}' has no SQL to run")
         if statements is not None and not full_refresh and k in need_sql and strategy in INCREMENTAL:
-            digest = statements.pending[k] = statements.key(asset, sql[k], graph, pdef, strategy)
+            digest = statements.digests[k] = statements.key(asset, sql[k], graph, pdef, strategy)
             entry = statements.load(digest)
             if entry is not None:
                 out[k] = CachedMaterializer(asset, pdef, adapter, entry,
@@ -654,8 +654,7 @@ def _remember_statements(statements: StatementCache, materializers: dict[str, An
                          adapter: Adapter, state: StateStore, run_id: int) -> None:
     """Save the templates built this run for the next one; a failure here never fails the run."""
     try:
-        session = adapter.session()
-        remember(statements, statements.pending, materializers, plan, session)
+        remember(statements, materializers, plan, adapter.session)
     except Exception as exc:  # noqa: BLE001 - an optimisation for the next run, not part of this one
         state.log(run_id, "debug", f"statement cache not saved: {one_line(exc)}")
 
@@ -822,7 +821,7 @@ def execute_request(project: Project, graph: AssetGraph, req: RunRequest, *,
                 ex = Executor(plan, graph, adapter, state, run_id, materializers, options=req.options, hook=hook,
                               progress=progress, before_write=before_write, events=events)
                 summary = ex.run()
-                if statements.pending:
+                if statements.digests:
                     _remember_statements(statements, materializers, plan, adapter, state, run_id)
             finally:
                 if progress is not None:

@@ -85,7 +85,7 @@ class StatementCache:
         self.dir = state_dir / CACHE_DIR
         self.adapter = adapter
         self._code: str | None = None
-        self.pending: dict[str, str] = {}  # asset key -> entry key, for every incremental asset of this run
+        self.digests: dict[str, str] = {}  # asset key -> entry key, for every incremental asset of this run
 
     @property
     def code(self) -> str:
@@ -119,6 +119,11 @@ class Outcome:
     rows: int | None
 
 
+def batchable(pdef: PartitionsDef | None, uses_key: bool, strategy: str) -> bool:
+    """Can contiguous partitions be written by one statement? (Both materializers ask this.)"""
+    return pdef is not None and pdef.batchable and not uses_key and strategy in ("partition_replace", "merge")
+
+
 def _columns(adapter: Adapter, cols: Sequence[Any]) -> list[list[str]]:
     return [[c.name, adapter.normalize_type(c.type)] for c in cols]
 
@@ -147,8 +152,7 @@ class CachedMaterializer:
 
     @property
     def batchable(self) -> bool:
-        return (self.pdef is not None and self.pdef.batchable and not self.entry["uses_key"]
-                and self.strategy in ("partition_replace", "merge"))
+        return batchable(self.pdef, self.entry["uses_key"], self.strategy)
 
     def prepare(self, session: Session, first_keys: Sequence[str]) -> None:
         if self._prepared:
@@ -197,17 +201,19 @@ class CachedMaterializer:
         return Outcome(session.run_atomic([tpl.render(self.pdef, keys, memo) for tpl in self._insert]))
 
 
-def remember(cache: StatementCache, keys: dict[str, str], materializers: dict[str, Any], plan: Plan,
-             session: Session) -> int:
+def remember(cache: StatementCache, materializers: dict[str, Any], plan: Plan,
+             session: Callable[[], Session]) -> int:
     """After a run: save the templates of incremental assets built the normal way (no entry yet, or the
     entry no longer fit and was rebuilt: it is replaced). Returns how many.
 
     Only assets whose templates were fully built (the table existed, or the first unit created it) are
-    saved, with the table's columns and the query's columns as they are now.
+    saved, with the table's columns and the query's columns as they are now. `session` is called only
+    when there is something to save: a warm run that replayed everything opens nothing.
     """
     saved = 0
+    opened: Session | None = None
     first_keys = {pa.key: pa.keys for pa in plan.to_run}
-    for asset_key, digest in keys.items():
+    for asset_key, digest in cache.digests.items():
         mat = materializers.get(asset_key)
         if isinstance(mat, CachedMaterializer):
             mat = mat._delegate  # replayed: nothing new to save; fell back: save what was built instead
@@ -215,10 +221,12 @@ def remember(cache: StatementCache, keys: dict[str, str], materializers: dict[st
             continue
         if not (mat._prepared and mat.exists and mat._insert and mat._create) or mat.select is None:
             continue
+        if opened is None:
+            opened = session()
         source = Template(mat.adapter.render(mat._source()), mat.adapter.dialect)
         probe_keys = list(first_keys.get(asset_key) or ())[:1] or [""]
-        table_cols = _columns(mat.adapter, mat.adapter.columns(session, mat.relation))
-        query_cols = _columns(mat.adapter, mat.adapter.query_columns(session, source.render(mat.pdef, probe_keys)))
+        table_cols = _columns(mat.adapter, mat.adapter.columns(opened, mat.relation))
+        query_cols = _columns(mat.adapter, mat.adapter.query_columns(opened, source.render(mat.pdef, probe_keys)))
         cache.save(digest, {"strategy": mat.strategy, "uses_window": mat.select.uses_window,
                             "uses_key": mat.select.uses_key, "source": source.state(), "create": mat._create.state(),
                             "schema_ddl": mat.adapter.schema_ddl(mat.relation) if mat.relation.schema else None,

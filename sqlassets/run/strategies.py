@@ -34,7 +34,7 @@ from sqlglot import exp
 from sqlassets.errors import UserError
 from sqlassets.run.partitions import PartitionsDef
 from sqlassets.run.planner import strategy_name as _strategy_name
-from sqlassets.run.statement_cache import Outcome
+from sqlassets.run.statement_cache import Outcome, batchable
 from sqlassets.run.windows import PreparedSelect, Template, partition_predicate
 
 if TYPE_CHECKING:
@@ -115,8 +115,7 @@ class Materializer:
 
     @property
     def batchable(self) -> bool:
-        return (self.pdef is not None and self.pdef.batchable and self.select is not None
-                and not self.select.uses_key and self.strategy in ("partition_replace", "merge"))
+        return self.select is not None and batchable(self.pdef, self.select.uses_key, self.strategy)
 
     # -- expression builders ----------------------------------------------------------------------------
     def _table(self, identifier: str | None = None) -> exp.Table:

@@ -1,4 +1,4 @@
-"""Partition windows into SQL, as typed literals built by sqlglot.
+"""Partition windows into SQL, as typed literals.
 
 An asset's SELECT is parsed once and its window references are replaced by *sentinel* literals:
 - raw SQL files use placeholders `:window_start`, `:window_end` (TIMESTAMP, half-open [start, end)) and
@@ -9,8 +9,9 @@ An asset's SELECT is parsed once and its window references are replaced by *sent
   `(SELECT * FROM upstream WHERE event_time >= start AND event_time < end)`, as dbt does per batch.
 
 The expression is rendered once per asset in the warehouse dialect (a `Template`); per partition only the
-sentinel tokens are swapped for literals rendered by sqlglot from validated values. That keeps the
-per-partition cost to a few string replacements while no user text is ever pasted into SQL.
+sentinel tokens are swapped for string literals quoted the dialect's way (`literal_sql`: sqlglot's
+quoting, held to it by a test) from validated values. That keeps the per-partition cost to a few string
+replacements while no user text is ever pasted into SQL; sqlglot is imported only to parse and build.
 """
 
 from __future__ import annotations
