@@ -7,6 +7,12 @@
 Only when a map expectation finds unexpected rows does a second, small query fetch up to 20 of them (GX's
 `partial_unexpected_list`); a passing suite costs one catalog read and one scan.
 
+`evaluate_grouped` judges many time partitions of one table in one query: the same aggregates, grouped
+by the partition window each row falls in (a join on a VALUES list of windows), the helper CTEs grouped
+and their scalar subqueries correlated on it. A partition it cannot judge alone from its group's row (no
+rows at all, unexpected rows to sample, a judge that raises) is left to `evaluate` on that partition's
+own query, so every result is the one the per-partition query gives.
+
 The warehouse is reached through `Access` (run a query, list a relation's columns), so the same code runs
 on a DuckDB connection, or on any executor adapter's session (Snowflake, BigQuery).
 """
@@ -16,7 +22,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlglot import exp
@@ -177,6 +183,9 @@ class _Plan:
     errors: dict[int, str]
     ctes: list[tuple[str, exp.Expression]]
     template: str | None  # the aggregate query, its partition predicate a placeholder
+    selects: list[exp.Expression] = field(default_factory=list)
+    # partition column -> the grouped query (windows a placeholder), or None when the shape is not groupable
+    grouped: dict[str, str | None] = field(default_factory=dict)
 
 
 _PLANS: dict[tuple[Any, ...], _Plan] = {}
@@ -211,14 +220,14 @@ def _plan(expectations: Sequence[Expectation], columns: Columns, table: exp.Tabl
                          builder.ctes).sql(dialect=dialect)
     if len(_PLANS) > 256:
         _PLANS.clear()
-    plan = _PLANS[key] = _Plan(compiled, errors, builder.ctes, template)
+    plan = _PLANS[key] = _Plan(compiled, errors, builder.ctes, template, builder.selects)
     return plan
 
 
 def evaluate(suite: Suite, expectations: Sequence[Expectation], access: Access, *, table: exp.Table,
              where: exp.Expression | None, partition: str | None) -> list[CheckResult]:
     """Judge `expectations` (all covered) of `suite` on one batch; results in the order given."""
-    from sqlassets.checks.gx import _error_results, result_from_fields
+    from sqlassets.checks.gx import _error_results
 
     started = time.perf_counter()
     out: dict[int, CheckResult] = {}
@@ -258,20 +267,8 @@ def evaluate(suite: Suite, expectations: Sequence[Expectation], access: Access, 
             out[e.index] = _error_results(suite, [e], f"{what}: {error}", partition, engine="sql")[0]
             continue
         try:
-            success, fields = c.judge(values)
-            count = fields.get("unexpected_count")
-            if count and c.unexpected is not None:
-                if c.unexpected_slot is None and len(c.sample_columns) == 1 and e.type.endswith("not_be_null"):
-                    sample: list[Any] = [None] * min(count, PARTIAL_UNEXPECTED_COUNT)
-                else:
-                    sample = _sample(c, table, where, plan.ctes, access)
-                fields["partial_unexpected_list"] = sample
-                counts = _partial_counts(sample)
-                if counts is not None:
-                    fields["partial_unexpected_counts"] = counts
-            elif count == 0 and c.unexpected is not None:
-                fields["partial_unexpected_list"] = []
-            out[e.index] = result_from_fields(suite, e, success, fields, partition, engine="sql")
+            out[e.index] = _judged(suite, e, c, values, partition,
+                                   lambda c=c: _sample(c, table, where, plan.ctes, access))
         except Exception as exc:  # noqa: BLE001 - as GX: an expectation that raises is an error result
             out[e.index] = _error_results(suite, [e], f"expectation errored: {' '.join(str(exc).split())[:300]}",
                                           partition, engine="sql")[0]
@@ -279,6 +276,161 @@ def evaluate(suite: Suite, expectations: Sequence[Expectation], access: Access, 
     for r in out.values():
         r.details["seconds"] = share
     return [out[e.index] for e in expectations]
+
+
+class _NeedsOwnQuery(Exception):
+    """A grouped partition whose result needs its own query (unexpected rows to sample)."""
+
+
+def _judged(suite: Suite, e: Expectation, c: Compiled, values: list[Any], partition: str | None,
+            sample_rows: Any) -> CheckResult:
+    """One expectation judged on the fetched aggregate values; `sample_rows()` fetches unexpected rows."""
+    from sqlassets.checks.gx import result_from_fields
+
+    success, fields = c.judge(values)
+    count = fields.get("unexpected_count")
+    if count and c.unexpected is not None:
+        if c.unexpected_slot is None and len(c.sample_columns) == 1 and e.type.endswith("not_be_null"):
+            sample: list[Any] = [None] * min(count, PARTIAL_UNEXPECTED_COUNT)
+        else:
+            sample = sample_rows()
+        fields["partial_unexpected_list"] = sample
+        counts = _partial_counts(sample)
+        if counts is not None:
+            fields["partial_unexpected_counts"] = counts
+    elif count == 0 and c.unexpected is not None:
+        fields["partial_unexpected_list"] = []
+    return result_from_fields(suite, e, success, fields, partition, engine="sql")
+
+
+_WINDOWS = "__sqlassets_batch_windows__"
+_RANGE = "__sqlassets_batch_range__"
+_PART = "__sqlassets_partition"
+
+
+def _grouped_sql(plan: _Plan, table: exp.Table, column: str, dialect: str) -> str | None:
+    """The plan's aggregate query over many partition windows, one result row per window that has rows.
+
+        SELECT batch.p, <aggregates> FROM (SELECT t.*, CASE WHEN t.<col> >= <start 1> AND t.<col> < <end 1>
+               THEN '<label 1>' WHEN ... END AS p FROM <table> t WHERE t.<col> >= <first start> AND
+               t.<col> < <last end>) AS batch GROUP BY batch.p
+
+    Helper CTEs get the partition as one more output and grouping key (and window partition), and the
+    scalar subqueries reading them are correlated on it. None when a helper has a shape this does not
+    know how to group (then every partition is judged on its own query).
+    """
+    if not plan.selects:
+        return None
+    part = exp.column(_PART, table="batch", quoted=True)
+    names = {name for name, _ in plan.ctes}
+    selects: list[exp.Expression] = [part.copy()]
+    for s in plan.selects:
+        s = s.copy()
+        for sub in list(s.find_all(exp.Subquery)):
+            inner = sub.this
+            source = inner.args.get("from_") if isinstance(inner, exp.Select) else None
+            target = source.this if source is not None else None
+            if not isinstance(target, exp.Table) or target.name not in names or inner.args.get("joins"):
+                return None
+            inner.where(exp.EQ(this=exp.column(_PART, table=target.name, quoted=True), expression=part.copy()),
+                        copy=False)
+        if any(isinstance(n, exp.Select) and not isinstance(n.parent, exp.Subquery) for n in s.find_all(exp.Select)):
+            return None
+        selects.append(s)
+    ctes: list[tuple[str, exp.Expression]] = []
+    for name, body in plan.ctes:
+        body = body.copy()
+        for sel in list(body.find_all(exp.Select)):
+            if sel.args.get("limit") or sel.args.get("offset") or sel.args.get("distinct") or sel.args.get("joins"):
+                return None
+            sel.select(exp.column(_PART, quoted=True), append=True, copy=False)
+            if sel.args.get("group"):
+                sel.group_by(exp.column(_PART, quoted=True), append=True, copy=False)
+        for w in body.find_all(exp.Window):
+            w.set("partition_by", [*(w.args.get("partition_by") or []), exp.column(_PART, quoted=True)])
+        ctes.append((name, body))
+    query = exp.select(*selects).from_("batch").group_by(part.copy())
+    for name, body in ctes:
+        query = query.with_(name, as_=body, copy=False)
+    t = table.copy()
+    t.set("alias", exp.TableAlias(this=exp.to_identifier("t", quoted=True)))
+    # The partition of a row is a CASE over the windows, not a join: a join would feed each group its rows
+    # in another order than the table's, and floating-point sums/averages would differ in the last digit.
+    source = (exp.select(exp.Column(this=exp.Star(), table=exp.to_identifier("t", quoted=True)),
+                         exp.alias_(exp.column(_WINDOWS), _PART, quoted=True))
+              .from_(t).where(exp.column(_RANGE)).subquery("batch"))
+
+    def inline(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Table) and node.name == "batch" and not node.args.get("db"):
+            return source.copy()
+        return node
+
+    return query.transform(inline, copy=False).sql(dialect=dialect)
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def evaluate_grouped(suite: Suite, expectations: Sequence[Expectation], access: Access, *, table: exp.Table,
+                     column: str, kind: str, scopes: Sequence[tuple[str, str, str]]) -> dict[str, list[CheckResult]]:
+    """Judge `expectations` (all covered) on many partitions of `table` in one query.
+
+    `scopes`: (partition label, window start, window end), windows half-open on `column` and compared as
+    `kind` (DATE or TIMESTAMP: what the per-partition predicate would compare with). Returns results for
+    the partitions it could judge from their group's aggregates alone, in the order given; the caller
+    runs `evaluate` on the others (no rows, unexpected rows to list, the grouped query failing).
+    """
+    from sqlassets.checks.gx import result_from_fields  # noqa: F401 - imported once, before the timing
+
+    started = time.perf_counter()
+    columns = access.columns(table)
+    if columns is None or not scopes:
+        return {}
+    plan = _plan(expectations, columns, table, True, access.dialect)
+    if plan.errors or plan.template is None:
+        return {}
+    if column not in plan.grouped:
+        try:
+            plan.grouped[column] = _grouped_sql(plan, table, column, access.dialect)
+        except Exception:  # noqa: BLE001 - a shape we cannot group: per-partition queries instead
+            plan.grouped[column] = None
+    sql = plan.grouped[column]
+    if sql is None:
+        return {}
+    col_sql = exp.column(column, table="t", quoted=True).sql(dialect=access.dialect)
+
+    def bound(value: str) -> str:
+        return f"CAST({_quote(value)} AS {kind})"
+
+    case = "CASE " + " ".join(f"WHEN {col_sql} >= {bound(start)} AND {col_sql} < {bound(end)} THEN {_quote(label)}"
+                              for label, start, end in scopes) + " END"
+    first, last = min(s for _, s, _ in scopes), max(e for _, _, e in scopes)
+    try:
+        rows = access.query(sql.replace(_WINDOWS, case).replace(
+            _RANGE, f"{col_sql} >= {bound(first)} AND {col_sql} < {bound(last)}"))
+    except Exception:  # noqa: BLE001 - each partition's own query reports what is wrong
+        return {}
+    by_label = {row[0]: list(row[1:]) for row in rows if row[0] is not None}
+    out: dict[str, list[CheckResult]] = {}
+    for label, _start, _end in scopes:
+        values = by_label.get(label)
+        if values is None:
+            continue  # no rows: the empty-batch rules are the per-partition query's
+        try:
+            out[label] = [_judged(suite, e, plan.compiled[e.index], values, label, _raise_needs_own_query)
+                          for e in expectations]
+        except Exception:  # noqa: BLE001 - unexpected rows to sample, or a judge error: its own query
+            continue
+    share = (time.perf_counter() - started) / max(1, len(scopes) * len(expectations))
+    for results in out.values():
+        for r in results:
+            r.details["seconds"] = share
+    return out
+
+
+def _raise_needs_own_query() -> list[Any]:
+    raise _NeedsOwnQuery()
 
 
 def _index(expectations: Sequence[Expectation], name: str) -> int:

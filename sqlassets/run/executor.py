@@ -168,6 +168,7 @@ class Executor:
         # already committed, so a crash before the flush only means those partitions are re-run.
         self._pending: list[UnitRecord] = []
         self._pending_checks: list[CheckResult] = []
+        self._holdable: dict[str, bool] = {}
         self._last_flush = time.monotonic()
         self._build_units()
 
@@ -212,7 +213,9 @@ class Executor:
                 self.units[d].children.append(u.index)
 
     # -- one unit (worker thread) ---------------------------------------------------------------------
-    def _run_unit(self, unit: Unit) -> UnitResult:
+    def _run_unit(self, unit: Unit, defer: bool = False) -> UnitResult:
+        """Write one unit and run its checks; `defer`: write only, and come back "checking" (the caller
+        checks it later together with other held units of the asset: `_check_held`)."""
         started = time.time()
         asset = self.graph[unit.asset]
         mat = self.materializers[unit.asset]
@@ -248,6 +251,8 @@ class Executor:
                                   error=one_line(exc))
         checks: list[CheckResult] = []
         error = None
+        if self.hook is not None and defer:
+            return UnitResult(unit.index, "checking", started, time.time(), rows=outcome.rows, attempts=attempts)
         if self.hook is not None:
             from sqlassets.run.partitions import partitions_def
 
@@ -267,16 +272,70 @@ class Executor:
                 # committed but not recorded done, so a resume writes and checks it again.
                 return UnitResult(unit.index, "cancelled", started, time.time(), attempts=attempts,
                                   error="interrupted during checks")
-            blocking = [r for r in checks if r.blocking]
-            if blocking:
-                first = blocking[0]
-                where = f" [{first.partition}]" if first.partition else ""
-                error = (f"blocking check failed: {first.check}{where} on {first.asset}"
-                         + (f": {first.message}" if first.message else "")
-                         + (f" (+{len(blocking) - 1} more)" if len(blocking) > 1 else ""))
+            error = _blocking_error(checks)
         status = "failed" if error else "done"
         return UnitResult(unit.index, status, started, time.time(), rows=outcome.rows, attempts=attempts,
                           error=error, checks=tuple(checks))
+
+    # -- held checks: finished units of one asset checked together ------------------------------------------
+    HOLD_SECONDS = 1.0  # a held unit waits at most about this long (plus one unit) for its verdict
+
+    def _group_size(self) -> int:
+        """How many finished units of an asset may wait to be checked together (1: check each at once).
+
+        Only inline runs hold units: the check of held units is one grouped query (`run_grouped` on the
+        hook). A held unit is not recorded and releases no downstream unit until its checks ran, so a
+        failing blocking check still stops its downstream partitions before they run.
+        """
+        size = getattr(self.hook, "group_size", 1) if self.hook is not None else 1
+        return size if isinstance(size, int) and size > 1 and hasattr(self.hook, "run_grouped") else 1
+
+    def _holds(self, key: str) -> bool:
+        held = self._holdable.get(key)
+        if held is None:
+            try:
+                held = self._holdable[key] = bool(self.hook.groupable(self.graph[key], self.adapter))  # type: ignore[union-attr]
+            except Exception:  # noqa: BLE001 - when in doubt, check each unit on its own
+                held = self._holdable[key] = False
+        return held
+
+    def _check_held(self, held: Sequence[tuple[Unit, UnitResult]]) -> list[UnitResult]:
+        """The checks of units written earlier (all of one asset), in one call to the hook's `run_grouped`;
+        each unit's outcome then exactly as `_run_unit` would have given it."""
+        from sqlassets.run.partitions import partitions_def
+
+        asset = self.graph[held[0][0].asset]
+        pdef = partitions_def(asset)
+        scopes: list[tuple[str | None, tuple[str, str] | None]] = []
+        owner: list[int] = []
+        for i, (unit, _) in enumerate(held):
+            faults.hit("check")
+            for scope in _check_scopes(pdef, unit.keys):
+                scopes.append(scope)
+                owner.append(i)
+        t0 = time.time()
+        try:
+            grouped = list(self.hook.run_grouped(asset, scopes, self.adapter))  # type: ignore[union-attr]
+        except Exception as exc:  # noqa: BLE001 - a crashing check blocks like a failing one
+            from sqlassets.check_results import CheckResult
+
+            grouped = [[CheckResult(asset=asset.key, check="post-materialize hook", status="error",
+                                    partition=label, message=one_line(exc))] for label, _ in scopes]
+        per_unit: list[list[CheckResult]] = [[] for _ in held]
+        for i, results in zip(owner, grouped, strict=True):
+            per_unit[i].extend(results)
+        share = (time.time() - t0) / len(held)
+        out = []
+        for (unit, written), checks in zip(held, per_unit, strict=True):
+            finished = written.finished_at + share
+            if self.stop.is_set():  # interrupted while checking: no verdict (see `_run_unit`)
+                out.append(UnitResult(unit.index, "cancelled", written.started_at, finished,
+                                      attempts=written.attempts, error="interrupted during checks"))
+                continue
+            error = _blocking_error(checks)
+            out.append(UnitResult(unit.index, "failed" if error else "done", written.started_at, finished,
+                                  rows=written.rows, attempts=written.attempts, error=error, checks=tuple(checks)))
+        return out
 
     def _prepare(self, key: str, mat: Materializer, session: Any, keys: tuple[str, ...]) -> None:
         if mat._prepared:
@@ -322,20 +381,42 @@ class Executor:
             if not deferring[0]:
                 raise interrupt_for(signum)
 
+        # Units written but not checked yet (all of one asset), checked together when `group` of them wait,
+        # when the next unit is another asset's or none is ready, or after HOLD_SECONDS (`_check_held`).
+        group = self._group_size()
+        held: list[tuple[Unit, UnitResult]] = []
+        held_since = 0.0
+
+        def settle(unit: Unit, result: UnitResult) -> None:
+            self._record(unit, result, summary)
+            if result.status == "done":
+                for c in unit.children:
+                    remaining[c] -= 1
+                    if remaining[c] == 0 and self.units[c].status == "pending":
+                        heapq.heappush(ready, (self.units[c].order, c))
+            elif result.status == "failed":
+                self._skip_downstream(unit, summary)
+
         with handling(on_signal):
             try:
-                while ready and not self.stop.is_set():
-                    unit = self.units[heapq.heappop(ready)[1]]
-                    result = self._run_unit(unit)
-                    deferring[0] = True
-                    self._record(unit, result, summary)
-                    if result.status == "done":
-                        for c in unit.children:
-                            remaining[c] -= 1
-                            if remaining[c] == 0 and self.units[c].status == "pending":
-                                heapq.heappush(ready, (self.units[c].order, c))
-                    elif result.status == "failed":
-                        self._skip_downstream(unit, summary)
+                while (ready or held) and not self.stop.is_set():
+                    if held and (not ready or len(held) >= group or time.monotonic() - held_since >= self.HOLD_SECONDS
+                                 or self.units[ready[0][1]].asset != held[0][0].asset):
+                        results = self._check_held(held)
+                        deferring[0] = True
+                        for (unit, _), result in zip(held, results, strict=True):
+                            settle(unit, result)
+                        held.clear()
+                    else:
+                        unit = self.units[heapq.heappop(ready)[1]]
+                        result = self._run_unit(unit, defer=group > 1 and self._holds(unit.asset))
+                        deferring[0] = True
+                        if result.status == "checking":
+                            if not held:
+                                held_since = time.monotonic()
+                            held.append((unit, result))
+                        else:
+                            settle(unit, result)
                     self._maybe_flush()
                     deferring[0] = False
                     if hit:
@@ -346,6 +427,11 @@ class Executor:
                 self._interrupt()
             finally:
                 deferring[0] = True
+                for unit, result in held:  # written, never checked: not done (a resume writes them again)
+                    self._record(unit, UnitResult(unit.index, "cancelled", result.started_at, time.time(),
+                                                  attempts=result.attempts, error="interrupted before its checks"),
+                                 summary)
+                held.clear()
                 self._flush()
         if hit:
             summary.signal = signal.SIGTERM if signal.SIGTERM in hit else signal.SIGINT
@@ -537,6 +623,18 @@ class Executor:
             summary.skipped += len(s.keys)
             if self.progress is not None:
                 self.progress.unit(s.asset, s.keys, "skipped", None, 0.0, why)
+
+
+def _blocking_error(checks: Sequence[CheckResult]) -> str | None:
+    """The unit's error when a blocking (critical) check failed or errored, else None."""
+    blocking = [r for r in checks if r.blocking]
+    if not blocking:
+        return None
+    first = blocking[0]
+    where = f" [{first.partition}]" if first.partition else ""
+    return (f"blocking check failed: {first.check}{where} on {first.asset}"
+            + (f": {first.message}" if first.message else "")
+            + (f" (+{len(blocking) - 1} more)" if len(blocking) > 1 else ""))
 
 
 def _label(keys: Sequence[str]) -> str:
