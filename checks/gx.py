@@ -121,6 +121,9 @@ def _autocommit_connection_class() -> type:
     return _AutocommitConnection
 
 
+_PLAIN = frozenset({type(None), bool, int, float, str})
+
+
 def _jsonable(value: Any) -> Any:
     """GX observed values (Decimal, dates, numpy scalars) as JSON-able Python values."""
     if value is None or isinstance(value, bool | int | float | str):
@@ -129,8 +132,8 @@ def _jsonable(value: Any) -> Any:
         return float(value) if value != value.to_integral_value() else int(value)
     if isinstance(value, _dt.datetime | _dt.date | _dt.time):
         return value.isoformat()
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, dict):  # (plain values inline: a backfill's checks make thousands of these)
+        return {str(k): v if type(v) in _PLAIN else _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set):
         return [_jsonable(v) for v in value]
     if hasattr(value, "item"):  # numpy scalar

@@ -311,9 +311,9 @@ _PART = "__sqlassets_partition"
 def _grouped_sql(plan: _Plan, table: exp.Table, column: str, dialect: str) -> str | None:
     """The plan's aggregate query over many partition windows, one result row per window that has rows.
 
-        SELECT batch.p, <aggregates> FROM (SELECT t.*, CASE WHEN t.<col> >= <start 1> AND t.<col> < <end 1>
-               THEN '<label 1>' WHEN ... END AS p FROM <table> t WHERE t.<col> >= <first start> AND
-               t.<col> < <last end>) AS batch GROUP BY batch.p
+        SELECT batch.p, <aggregates> FROM (SELECT t.*, <the label of the window t.<col> falls in> AS p
+               FROM <table> t WHERE t.<col> >= <first start> AND t.<col> < <last end>) AS batch
+        GROUP BY batch.p
 
     Helper CTEs get the partition as one more output and grouping key (and window partition), and the
     scalar subqueries reading them are correlated on it. None when a helper has a shape this does not
@@ -403,11 +403,14 @@ def evaluate_grouped(suite: Suite, expectations: Sequence[Expectation], access: 
     def bound(value: str) -> str:
         return f"CAST({_quote(value)} AS {kind})"
 
-    case = "CASE " + " ".join(f"WHEN {col_sql} >= {bound(start)} AND {col_sql} < {bound(end)} THEN {_quote(label)}"
-                              for label, start, end in scopes) + " END"
+    if kind == "DATE" and access.dialect == "duckdb" and all(_one_day(w) for w in scopes):
+        label_sql = f"CAST({col_sql} AS VARCHAR)"  # daily partitions of a DATE column: the label is the date
+    else:  # (a CASE costs about 3x the cast on DuckDB; a binary search of nested CASEs costs more still)
+        label_sql = "CASE " + " ".join(f"WHEN {col_sql} >= {bound(start)} AND {col_sql} < {bound(end)} "
+                                       f"THEN {_quote(label)}" for label, start, end in scopes) + " END"
     first, last = min(s for _, s, _ in scopes), max(e for _, _, e in scopes)
     try:
-        rows = access.query(sql.replace(_WINDOWS, case).replace(
+        rows = access.query(sql.replace(_WINDOWS, label_sql).replace(
             _RANGE, f"{col_sql} >= {bound(first)} AND {col_sql} < {bound(last)}"))
     except Exception:  # noqa: BLE001 - each partition's own query reports what is wrong
         return {}
@@ -427,6 +430,17 @@ def evaluate_grouped(suite: Suite, expectations: Sequence[Expectation], access: 
         for r in results:
             r.details["seconds"] = share
     return out
+
+
+def _one_day(window: tuple[str, str, str]) -> bool:
+    """A daily partition of a DATE column: labelled by its date, one day long."""
+    import datetime as _dt
+
+    label, start, end = window
+    try:
+        return label == start and _dt.date.fromisoformat(end) - _dt.date.fromisoformat(start) == _dt.timedelta(1)
+    except ValueError:
+        return False
 
 
 def _raise_needs_own_query() -> list[Any]:
