@@ -78,10 +78,18 @@ class CompileResult:
 
 
 def _dbt_version() -> str:
+    """dbt-core's version, from its one-line `dbt.__version__` module (5 ms; importlib.metadata scans every
+    installed distribution: 75 ms, a tenth of a warm lineage run). Nothing else of dbt is imported."""
     try:
-        from importlib.metadata import version
+        from dbt.__version__ import version
 
-        return version("dbt-core")
+        return str(version)
+    except Exception:  # noqa: BLE001 - an unusual install: ask the package metadata
+        pass
+    try:
+        from importlib.metadata import version as dist_version
+
+        return dist_version("dbt-core")
     except Exception:  # noqa: BLE001 - a missing dist only weakens the cache key
         return "unknown"
 
@@ -119,6 +127,14 @@ def cache_key(project: Project, graph: AssetGraph, asset: Asset, files_digest: s
     )
     data = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
     return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def compile_inputs(project: Project, graph: AssetGraph) -> tuple:
+    """What every model's compile key holds beyond the assets themselves (see `cache_key`): a project whose
+    assets and these are unchanged compiles to the same SQL (the lineage snapshot is keyed by them)."""
+    wh = project.warehouse
+    return (_KEY_VERSION, _dbt_version(), _files_digest(project, graph), catalog_fingerprint(project),
+            project.target, DBT_VARS, (wh.type, wh.database, wh.schema))
 
 
 def _selector(project: Project, asset: Asset) -> str:

@@ -396,17 +396,40 @@ def load_dbt_assets(project: Project) -> list[Asset]:
     survivors are frozen out of later collections. They are unfrozen at exit, so the final
     collection still sees everything (duckdb's nanobind reports leaks otherwise).
     """
+    from sqlassets.dbt import manifest_cache
+
     gc_enabled = gc.isenabled()
     gc.disable()
     try:
-        manifest = load_manifest(project)
+        path = manifest_path(project)
+        # what project_dialect reads besides the manifest itself
+        dialect_inputs = (project.profiles_dir is not None or project.settings.raw.get("warehouse") is not None,
+                          project.warehouse.type)
+        stored: tuple | None = None
+        if _manifest_is_fresh(project, path):
+            stored = manifest_cache.key(project, path, dialect_inputs)
+            cached = manifest_cache.load(project, stored)
+            if cached is not None:
+                return cached
+            manifest = read_manifest(path)
+        elif not _writable(project.target_path):
+            manifest = _parse_elsewhere(project)  # a temporary manifest: nothing to cache it against
+        else:
+            path = run_dbt_parse(project)
+            stored = manifest_cache.key(project, path, dialect_inputs)
+            manifest = read_manifest(path)
         try:
-            return assets_from_manifest(manifest, project.root, project_dialect(project, manifest))
+            assets = assets_from_manifest(manifest, project.root, project_dialect(project, manifest))
         except (ManifestShapeError, AttributeError, TypeError, KeyError) as exc:
             # A hand-edited or foreign manifest: one line naming it, not a traceback from deep inside.
             what = str(exc) if isinstance(exc, ManifestShapeError) else f"unexpected shape ({type(exc).__name__}: {exc})"
             raise ConfigError(f"manifest is malformed: {what}; re-run `dbt parse`",
                               path=str(manifest_path(project))) from None
+        if stored is not None:
+            seeds = [str(Path(n.get("root_path") or project.root) / n.get("original_file_path", ""))
+                     for n in manifest["nodes"].values() if n.get("resource_type") == "seed"]
+            manifest_cache.save(project, stored, assets, seeds)
+        return assets
     finally:
         if gc_enabled:
             gc.freeze()

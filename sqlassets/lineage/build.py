@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from sqlassets.errors import UserError
 from sqlassets.graph import AssetGraph, lookup_relation
+from sqlassets.lineage import snapshot
 from sqlassets.lineage.cache import LineageCache, fingerprint
 from sqlassets.lineage.graph import ColumnGraph
 from sqlassets.lineage.result import AssetLineage
@@ -190,13 +191,22 @@ def _build_lineage(project: Project | None, graph: AssetGraph, *, use_cache: boo
                    cache: LineageCache | None) -> LineageBuild:
     global _INDEX
     started = time.perf_counter()
+    if cache is None:
+        cache = LineageCache.for_state_dir(project.state_dir if (use_cache and project is not None) else None)
+    # The whole-project snapshot: unchanged inputs, one file read and nothing else (see snapshot.py).
+    snap_dir = cache.path.parent if (use_cache and project is not None and cache.path is not None) else None
+    sig = catalog_read = None
+    if snap_dir is not None:
+        token, catalog_read = snapshot.catalog_token(project, snap_dir)
+        sig = snapshot.signature(project, graph, token)
+        stored = snapshot.load(snap_dir, sig)
+        if stored is not None:
+            return _from_snapshot(stored, started)
     stats = BuildStats(assets=len(graph))
     sql, missing = collect_sql(project, graph, use_cache=use_cache)
     stats.sql_assets = len(sql)
     stats.no_sql = missing
-    catalog, stats.catalog = read_catalog(project, graph)
-    if cache is None:
-        cache = LineageCache.for_state_dir(project.state_dir if (use_cache and project is not None) else None)
+    catalog, stats.catalog = read_catalog(project, graph, catalog_read)
     index = graph.relation_index
     registry = SchemaRegistry()
     records: dict[str, AssetLineage] = {}
@@ -287,5 +297,17 @@ def _build_lineage(project: Project | None, graph: AssetGraph, *, use_cache: boo
     else:
         columns = ColumnGraph.build(ordered)
         cache.save_graph(signature, columns.to_plain())
+    if sig is not None and snap_dir is not None:
+        snapshot.save(snap_dir, sig, ((stats.assets, stats.sql_assets, stats.no_sql, stats.catalog),
+                                      [r.to_plain() for r in ordered], columns.to_plain(with_down=True)))
+    stats.seconds = time.perf_counter() - started
+    return LineageBuild(columns, stats)
+
+
+def _from_snapshot(stored: tuple, started: float) -> LineageBuild:
+    (n_assets, n_sql, no_sql, catalog), plains, graph_plain = stored
+    records = {p[0]: AssetLineage.from_plain(p) for p in plains}
+    stats = BuildStats(assets=n_assets, sql_assets=n_sql, from_cache=n_sql, catalog=catalog, no_sql=no_sql)
+    columns = ColumnGraph.from_plain(graph_plain, records)
     stats.seconds = time.perf_counter() - started
     return LineageBuild(columns, stats)

@@ -40,12 +40,19 @@ def fingerprint(sql: str, dialect: str, upstream: Mapping[str, str]) -> str:
 class LineageCache:
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self._entries: dict[str, tuple[str, tuple]] = {}
+        self._loaded: dict[str, tuple[str, tuple]] | None = None
         self._dirty = False
         self.hits = 0
         self.misses = 0
-        if path is not None:
-            self._load()
+
+    @property
+    def _entries(self) -> dict[str, tuple[str, tuple]]:
+        """Read on first use: a warm run answered by the whole-project snapshot never needs it."""
+        if self._loaded is None:
+            self._loaded = {}
+            if self.path is not None:
+                self._load()
+        return self._loaded
 
     @classmethod
     def for_state_dir(cls, state_dir: Path | None) -> LineageCache:
@@ -57,7 +64,7 @@ class LineageCache:
         except (OSError, EOFError, ValueError, TypeError):
             return
         if isinstance(data, tuple) and len(data) == 3 and data[0] == _FORMAT and data[1] == RESOLVER_VERSION:
-            self._entries = data[2]
+            self._loaded = data[2]
 
     def get(self, key: str, fp: str) -> AssetLineage | None:
         entry = self._entries.get(key)

@@ -181,18 +181,25 @@ class ColumnGraph:
         for nid in hop:
             self.status[nid] = 2
 
-    def to_plain(self) -> tuple:
-        """Builtins for `marshal` (the warm-run graph cache); `assets` are cached separately."""
-        return (self.nodes, self.node_asset, self.status, self.reasons, self.notes, self.up, self.asset_columns,
-                self.edge_count)
+    def to_plain(self, *, with_down: bool = False) -> tuple:
+        """Builtins for `marshal` (the warm-run graph cache); `assets` are cached separately.
+
+        `with_down` stores the downstream lists too: marshal loads them faster than Python rebuilds them.
+        """
+        plain = (self.nodes, self.node_asset, self.status, self.reasons, self.notes, self.up, self.asset_columns,
+                 self.edge_count)
+        return (*plain, self.down) if with_down else plain
 
     @classmethod
     def from_plain(cls, t: tuple, assets: dict[str, AssetLineage]) -> ColumnGraph:
-        nodes, node_asset, status, reasons, notes, up, asset_columns, edge_count = t
-        down: list[list[tuple[int, int]]] = [[] for _ in nodes]
-        for dst, ups in enumerate(up):
-            for src, code in ups:
-                down[src].append((dst, code))
+        nodes, node_asset, status, reasons, notes, up, asset_columns, edge_count, *stored_down = t
+        if stored_down:
+            down = stored_down[0]
+        else:
+            down = [[] for _ in nodes]
+            for dst, ups in enumerate(up):
+                for src, code in ups:
+                    down[src].append((dst, code))
         return cls(nodes, node_asset, status, reasons, notes, up, down, {n: i for i, n in enumerate(nodes)},
                    asset_columns, assets, edge_count)
 

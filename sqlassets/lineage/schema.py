@@ -34,21 +34,16 @@ def declared_columns(asset: Asset) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(c.name.lower() for c in asset.columns))
 
 
-def read_catalog(project: Project | None, graph: AssetGraph) -> tuple[dict[str, tuple[str, ...]], str]:
-    """Columns per asset from the DuckDB warehouse's information_schema, opened read-only.
-
-    Returns (columns by asset key, a one-line status). Never raises: a missing file, a file locked
-    by a running build or a non-DuckDB warehouse all mean "no catalog", which lineage survives.
-    """
-    if project is None:
-        return {}, "no project"
+def catalog_rows(project: Project) -> tuple[list[tuple[str, str, str, str]] | None, str]:
+    """(catalog, schema, table, column) rows of the DuckDB warehouse, opened read-only, and a one-line
+    status; rows are None when there is no catalog to read (never raises)."""
     wh = project.warehouse
     if wh.type != "duckdb" or wh.path is None:
-        return {}, (f"catalog not read ({wh.type} warehouse, not queried by lineage): columns come from the SQL, "
-                    "YAML declarations and what downstream SQL reads")
+        return None, (f"catalog not read ({wh.type} warehouse, not queried by lineage): columns come from the SQL, "
+                      "YAML declarations and what downstream SQL reads")
     path = Path(wh.path)
     if not path.exists():
-        return {}, f"catalog not read ({path.name} does not exist yet)"
+        return None, f"catalog not read ({path.name} does not exist yet)"
     try:
         import duckdb
 
@@ -62,14 +57,30 @@ def read_catalog(project: Project | None, graph: AssetGraph) -> tuple[dict[str, 
             con.close()
     except Exception as exc:  # locked, corrupt, newer storage version: lineage goes on without it
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return {}, f"catalog not read ({first[:120]})"
+        return None, f"catalog not read ({first[:120]})"
+    return rows, f"catalog read from {path.name}"
+
+
+def read_catalog(project: Project | None, graph: AssetGraph, rows: tuple | None = None
+                 ) -> tuple[dict[str, tuple[str, ...]], str]:
+    """Columns per asset from the DuckDB warehouse's information_schema, opened read-only.
+
+    Returns (columns by asset key, a one-line status). Never raises: a missing file, a file locked
+    by a running build or a non-DuckDB warehouse all mean "no catalog", which lineage survives.
+    `rows`: what `catalog_rows` returned, when the caller has read it already.
+    """
+    if project is None:
+        return {}, "no project"
+    found, status = rows if rows is not None else catalog_rows(project)
+    if found is None:
+        return {}, status
     index = graph.relation_index
     out: dict[str, list[str]] = {}
-    for cat, sch, name, col in rows:
+    for cat, sch, name, col in found:
         key = lookup_relation(index, (cat, sch, name))
         if key is not None:
             out.setdefault(key, []).append(col.lower())
-    return {k: tuple(dict.fromkeys(v)) for k, v in out.items()}, f"catalog read from {path.name} ({len(out)} tables)"
+    return {k: tuple(dict.fromkeys(v)) for k, v in out.items()}, f"{status} ({len(out)} tables)"
 
 
 class SchemaRegistry:

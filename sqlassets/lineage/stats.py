@@ -7,23 +7,29 @@ from typing import Any
 
 from sqlassets.lineage.build import LineageBuild
 from sqlassets.lineage.edges import EDGE_KINDS
+from sqlassets.lineage.graph import STATUSES
 
 
 def collect(build: LineageBuild) -> dict[str, Any]:
+    """The stats as plain data; reads the graph's parallel arrays (no per-node view objects: 45k columns)."""
     cg, st = build.columns, build.stats
-    status = Counter(i.status for i in cg.info)
-    kinds: Counter[str] = Counter()
-    for ups in cg.up:
-        for _, code in ups:
-            kinds[EDGE_KINDS[code]] += 1
+    counts = Counter(cg.status)
+    status = {STATUSES[code]: n for code, n in counts.items()}
+    edge_codes = Counter(code for ups in cg.up for _, code in ups)
+    kinds = {EDGE_KINDS[code]: n for code, n in edge_codes.items()}
     unresolved_assets = {k: r.unresolved["*"] for k, r in cg.assets.items() if "*" in r.unresolved}
-    unresolved_columns = [
-        {"column": cg.nodes[i], "reason": info.reason}
-        for i, info in enumerate(cg.info)
-        if info.status == "unresolved" and not (info.asset in unresolved_assets and info.reason == unresolved_assets[info.asset])
-    ]
-    guessed = [{"column": cg.nodes[i], "note": info.note} for i, info in enumerate(cg.info)
-               if info.note and info.status != "inferred"]
+    unresolved_code = STATUSES.index("unresolved")
+    inferred_code = STATUSES.index("inferred")
+    unresolved_columns = []
+    for i, reason in sorted(cg.reasons.items()):
+        if cg.status[i] != unresolved_code:
+            continue
+        asset = cg.node_asset[i]
+        if asset in unresolved_assets and reason == unresolved_assets[asset]:
+            continue
+        unresolved_columns.append({"column": cg.nodes[i], "reason": reason})
+    guessed = [{"column": cg.nodes[i], "note": note} for i, note in sorted(cg.notes.items())
+               if note and cg.status[i] != inferred_code]
     return {
         "assets": st.assets,
         "assets_with_sql": st.sql_assets,

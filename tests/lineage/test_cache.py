@@ -73,8 +73,8 @@ def test_schema_change_recomputes_as_far_as_it_reaches(project: Path) -> None:
 
 def test_unreadable_cache_is_a_cold_start(project: Path) -> None:
     build(project)
-    path = project / ".sqlassets" / "lineage" / "cache.marshal"
-    path.write_bytes(b"\x00garbage")
+    for name in ("cache.marshal", "snapshot.marshal", "graph.marshal"):
+        (project / ".sqlassets" / "lineage" / name).write_bytes(b"\x00garbage")
     again = build(project)
     assert again.stats.computed == 4
     assert build(project).stats.computed == 0
