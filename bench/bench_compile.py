@@ -7,7 +7,14 @@ run, on fresh copies of the project; wall time and CPU time (user + sys of the p
 the machine may be shared, CPU time is the steadier figure) are printed with their ratios, then lineage
 coverage: model columns resolved / inferred / unresolved, with unresolved reasons grouped.
 
-    .venv/bin/python bench/bench_compile.py [--models 5000] [--skip-plain]
+The warm figure is the median of `--warm-runs` runs (wall and CPU each); a last row times a warm run after
+one model's SQL was edited (dbt parse of the changed project, one model compiled, lineage redone as far
+as the change reaches). The load average is printed with the figures: on a shared machine wall time
+follows it, CPU time much less.
+
+    .venv/bin/python bench/bench_compile.py [--models 5000] [--skip-plain] [--warm-runs 5] [--reuse]
+
+`--reuse` keeps the previous run's warmed copy (no plain, no cold run): for iterating on the warm path.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -67,10 +75,23 @@ def coverage(stats: dict) -> tuple[Counter, Counter]:
     return Counter(stats["columns_by_status"]), reasons
 
 
+def _edit_one_model(root: Path) -> str:
+    """Add (or, every other run, remove) a comment at the end of one model's SQL: a real edit dbt must parse
+    and compile again, whose output columns stay the same (so its children keep their lineage)."""
+    path = sorted((root / "models").rglob("*.sql"))[-1]
+    text = path.read_text(encoding="utf-8")
+    marker = "\n-- bench edit\n"
+    path.write_text(text[:-len(marker)] if text.endswith(marker) else text + marker, encoding="utf-8")
+    return path.stem
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", type=int, default=5000)
     ap.add_argument("--skip-plain", action="store_true", help="do not time plain dbt compile (quick runs)")
+    ap.add_argument("--warm-runs", type=int, default=5, help="warm runs to take the median of")
+    ap.add_argument("--reuse", action="store_true",
+                    help="reuse the last run's warmed copy: time warm runs only (no plain, no cold)")
     args = ap.parse_args(argv)
 
     source = cached_project(args.models, verbose=True)
@@ -81,23 +102,38 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     plain = None
-    if not args.skip_plain:
-        ref = fresh_copy(source, work / "plain")
-        plain = run([*dbt, "compile", "--quiet", "--project-dir", str(ref), "--profiles-dir", str(ref)], ref)
-        rows.append(("plain `dbt compile` (cold, no target/)", f"{plain[0]:.1f}", f"{plain[1]:.1f}", "1.00x", "1.00x"))
-    ours = fresh_copy(source, work / "ours")
+    load_before = os.getloadavg()
+    ours = work / "ours"
     cmd = [*sqlassets, "--project", str(ours), "--profiles-dir", str(ours), "lineage", "--stats", "--format", "json"]
-    cold = run(cmd, ours)
-    warm = run(cmd, ours)
-    for label, (wall, cpu, _) in (("sqlassets lineage --stats, cold (parse + compile + lineage)", cold),
-                                  ("sqlassets lineage --stats, warm", warm)):
+    timed: list[tuple[str, tuple[float, float, bytes]]] = []
+    if args.reuse and (ours / ".sqlassets").is_dir():
+        stats_out = run(cmd, ours)[2]  # brings the copy up to date if the code changed since
+    else:
+        if not args.skip_plain:
+            ref = fresh_copy(source, work / "plain")
+            plain = run([*dbt, "compile", "--quiet", "--project-dir", str(ref), "--profiles-dir", str(ref)], ref)
+            rows.append(("plain `dbt compile` (cold, no target/)", f"{plain[0]:.1f}", f"{plain[1]:.1f}", "1.00x",
+                         "1.00x"))
+        fresh_copy(source, ours)
+        cold = run(cmd, ours)
+        stats_out = cold[2]
+        timed.append(("sqlassets lineage --stats, cold (parse + compile + lineage)", cold))
+    warms = [run(cmd, ours) for _ in range(max(1, args.warm_runs))]
+    timed.append((f"sqlassets lineage --stats, warm (median of {len(warms)})",
+                  (statistics.median(w[0] for w in warms), statistics.median(w[1] for w in warms), b"")))
+    edited = _edit_one_model(ours)
+    timed.append((f"warm after editing {edited} (parse + 1 compile + lineage)", run(cmd, ours)))
+    for label, (wall, cpu, _) in timed:
         rows.append((label, f"{wall:.2f}", f"{cpu:.2f}",
                      ratio(wall, plain[0]) if plain else "-", ratio(cpu, plain[1]) if plain else "-"))
+    load_after = os.getloadavg()
     print(f"\n{args.models} models, nothing compiled beforehand")
     print(table(rows, ("what", "wall s", "cpu s", "wall vs plain", "cpu vs plain")))
     print("targets: cold <= 1.20x plain dbt compile; warm < 1 s")
+    print(f"load average (1/5/15 min): before {' '.join(f'{x:.2f}' for x in load_before)}, "
+          f"after {' '.join(f'{x:.2f}' for x in load_after)} on {os.cpu_count()} CPUs")
 
-    stats = json.loads(cold[2])
+    stats = json.loads(stats_out)
     status, reasons = coverage(stats)
     total = sum(status.values())
     print(f"\ncoverage over {total} columns ({stats['assets']} assets, {stats['assets_with_sql']} with SQL, "
