@@ -35,7 +35,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlassets.dbt.files import iter_project_files, stat_digest
 from sqlassets.errors import ConfigError, UserError
@@ -151,11 +151,28 @@ def _selector(project: Project, asset: Asset) -> str:
 # -- the catalog dbt may introspect ---------------------------------------------------------------
 
 #: tables up to this many rows are copied into the scratch database with their rows, so macros that read
-#: values while compiling (get_column_values on a lookup table) see what dbt would; bigger ones stay empty
+#: values while compiling (get_column_values on a lookup table) see what dbt would. Bigger tables are copied
+#: as columns only, on purpose: the scratch is rebuilt whenever the catalog changes (after most runs), and
+#: copying rows of big tables (or a sample: a scan of each) would make that cost grow with the warehouse;
+#: and a partial copy would let get_column_values miss values silently. A macro reading values of a big
+#: table sees none; compile against the warehouse itself (`dbt compile`, then sqlassets uses the manifest)
+#: if a model needs that.
 SMALL_TABLE_ROWS = 50_000
+_CATALOG_SQL = ("select table_schema, table_name, column_name, data_type from information_schema.columns "
+                "where table_catalog = current_database() order by 1, 2, ordinal_position")
+_SMALL_SQL = ("select schema_name, table_name, estimated_size from duckdb_tables() "
+              "where database_name = current_database() and estimated_size <= ?")
+
+Catalog = tuple[list[tuple[str, str, str, str]], dict[tuple[str, str], int]]
 
 
-def _warehouse_catalog(project: Project) -> tuple[list[tuple[str, str, str, str]], dict[tuple[str, str], int]]:
+def _catalog_from(query: Callable[..., list]) -> Catalog:
+    rows = [tuple(r) for r in query(_CATALOG_SQL)]
+    small = query(_SMALL_SQL, [SMALL_TABLE_ROWS])
+    return rows, {(sch, name): int(n) for sch, name, n in small}  # type: ignore[misc]
+
+
+def _warehouse_catalog(project: Project) -> Catalog:
     """(schema, table, column, type) of every table and view in the DuckDB warehouse, and the row count of
     its small tables; empty if the warehouse cannot be read (absent, locked by a writer, corrupt)."""
     path = project.warehouse.path
@@ -166,17 +183,16 @@ def _warehouse_catalog(project: Project) -> tuple[list[tuple[str, str, str, str]
 
         con = duckdb.connect(str(path), read_only=True)
         try:
-            rows = con.execute(
-                "select table_schema, table_name, column_name, data_type from information_schema.columns "
-                "where table_catalog = current_database() order by 1, 2, ordinal_position").fetchall()
-            small = con.execute(
-                "select schema_name, table_name, estimated_size from duckdb_tables() "
-                "where database_name = current_database() and estimated_size <= ?", [SMALL_TABLE_ROWS]).fetchall()
+            return _catalog_from(lambda sql, params=(): con.execute(sql, list(params)).fetchall())
         finally:
             con.close()
     except Exception:  # noqa: BLE001 - locked by a writer, corrupt, other version: compile without it
         return [], {}
-    return rows, {(sch, name): int(n) for sch, name, n in small}
+
+
+def _fingerprint(catalog: Catalog) -> str:
+    rows, small = catalog
+    return hashlib.sha256(json.dumps([rows, sorted(small.items())]).encode()).hexdigest()[:16]
 
 
 def catalog_fingerprint(project: Project) -> str:
@@ -197,14 +213,57 @@ def catalog_fingerprint(project: Project) -> str:
             return str(stamp["fingerprint"])
     except (OSError, ValueError, KeyError):
         pass
-    rows, small = _warehouse_catalog(project)
-    if not rows:
+    catalog = _warehouse_catalog(project)
+    if not catalog[0]:
         return "unreadable"  # not stamped: try again next time
-    fp = hashlib.sha256(json.dumps([rows, sorted(small.items())]).encode()).hexdigest()[:16]
+    fp = _fingerprint(catalog)
     from sqlassets.dbt.invoke import write_private
 
     write_private(stamp_path, json.dumps({"stat": stat_key, "fingerprint": fp}))
     return fp
+
+
+def _quoted(*parts: str) -> str:
+    return ".".join('"' + p.replace('"', '""') + '"' for p in parts)
+
+
+def _fill_scratch(run: Callable[[str], object], catalog: Catalog, *, into: str, rows_from: str | None) -> None:
+    """Create every table and view of `catalog` as a table in the scratch catalog `into` ("" = the current
+    database), with the rows of the small ones copied from catalog `rows_from` ("" = the current database,
+    None = no rows)."""
+    rows, small = catalog
+    dst = f"{_quoted(into)}." if into else ""
+    tables: dict[tuple[str, str], list[str]] = {}
+    for schema, table, column, dtype in rows:
+        tables.setdefault((schema, table), []).append(f"{_quoted(column)} {dtype}")
+    for schema in sorted({s for s, _ in tables}):
+        run(f"create schema if not exists {dst}{_quoted(schema)}")
+    made = set()
+    for (schema, table), cols in tables.items():
+        try:
+            run(f"create table {dst}{_quoted(schema, table)} ({', '.join(cols)})")
+            made.add((schema, table))
+        except Exception:  # noqa: BLE001 - an exotic type: that table's columns are not introspectable
+            continue
+    if rows_from is None:
+        return
+    src = f"{_quoted(rows_from)}." if rows_from else ""
+    for schema, table in (t for t in small if t in made):
+        run(f"insert into {dst}{_quoted(schema, table)} select * from {src}{_quoted(schema, table)}")
+
+
+def _scratch_is(scratch: Path, fingerprint: str) -> bool:
+    marker = scratch.with_name(scratch.name + ".catalog")
+    return scratch.exists() and marker.exists() and marker.read_text(encoding="utf-8") == fingerprint
+
+
+def _clear_scratch(scratch: Path) -> Path:
+    """Remove the scratch file (and its WAL and marker); returns the marker's path, to write once filled."""
+    marker = scratch.with_name(scratch.name + ".catalog")
+    for leftover in (scratch, scratch.with_name(scratch.name + ".wal"), marker):
+        leftover.unlink(missing_ok=True)
+    scratch.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return marker
 
 
 def _prepare_scratch(project: Project, scratch: Path, fingerprint: str) -> None:
@@ -214,39 +273,44 @@ def _prepare_scratch(project: Project, scratch: Path, fingerprint: str) -> None:
     read); small tables keep their rows (what `get_column_values` reads). Rebuilt only when the
     warehouse changed. The warehouse is opened read-only and never locked for writing.
     """
-    marker = scratch.with_name(scratch.name + ".catalog")
-    if scratch.exists() and marker.exists() and marker.read_text(encoding="utf-8") == fingerprint:
+    if _scratch_is(scratch, fingerprint):
         return
     import duckdb
 
-    for leftover in (scratch, scratch.with_name(scratch.name + ".wal")):
-        leftover.unlink(missing_ok=True)
-    rows, small = _warehouse_catalog(project)
+    marker = _clear_scratch(scratch)
+    catalog = _warehouse_catalog(project)
     con = duckdb.connect(str(scratch))
     try:
-        tables: dict[tuple[str, str], list[str]] = {}
-        for schema, table, column, dtype in rows:
-            tables.setdefault((schema, table), []).append(f'"{column}" {dtype}')
-        for schema in sorted({s for s, _ in tables}):
-            con.execute(f'create schema if not exists "{schema}"')
-        made = set()
-        for (schema, table), cols in tables.items():
-            try:
-                con.execute(f'create table "{schema}"."{table}" ({", ".join(cols)})')
-                made.add((schema, table))
-            except Exception:  # noqa: BLE001 - an exotic type: that table's columns are not introspectable
-                continue
-        copy = [t for t in small if t in made]
-        if copy:
+        rows_from = None
+        if catalog[1]:
             try:
                 con.execute(f"attach '{project.warehouse.path}' as sqlassets_wh (read_only)")
-                for schema, table in copy:
-                    con.execute(f'insert into "{schema}"."{table}" select * from sqlassets_wh."{schema}"."{table}"')
-                con.execute("detach sqlassets_wh")
+                rows_from = "sqlassets_wh"
             except Exception:  # noqa: BLE001 - locked meanwhile: columns without rows
                 pass
+        try:
+            _fill_scratch(con.execute, catalog, into="", rows_from=rows_from)
+        except Exception:  # noqa: BLE001 - a copy failing midway (locked, removed): columns without rows
+            pass
     finally:
         con.close()
+    marker.write_text(fingerprint, encoding="utf-8")
+
+
+def _refresh_scratch_live(session: Any, scratch: Path, catalog: Catalog) -> None:
+    """The scratch file rebuilt from the warehouse as a run has built it so far, through the run's own
+    DuckDB session: the warehouse is open for writing in this process, where a second (read-only)
+    connection to it would be refused. The scratch file is attached to that session for the copy."""
+    fingerprint = _fingerprint(catalog)
+    if _scratch_is(scratch, fingerprint):
+        return
+    marker = _clear_scratch(scratch)
+    alias = "sqlassets_scratch"
+    session.execute(f"attach '{scratch}' as {alias}")
+    try:
+        _fill_scratch(session.execute, catalog, into=alias, rows_from="")
+    finally:
+        session.execute(f"detach {alias}")
     marker.write_text(fingerprint, encoding="utf-8")
 
 
@@ -288,8 +352,11 @@ _NEEDS_WAREHOUSE = re.compile(r"connection|introspect|statement|run_query|adapte
 
 
 def _run_dbt_compile(project: Project, assets: list[Asset], *, whole_project: bool = False,
-                     introspect: bool = True) -> tuple[dict[str, str], dict[str, str]]:
-    """One `dbt compile`; returns (unique_id -> compiled SQL, unique_id -> failure message)."""
+                     introspect: bool = True, scratch_ready: bool = False) -> tuple[dict[str, str], dict[str, str]]:
+    """One `dbt compile`; returns (unique_id -> compiled SQL, unique_id -> failure message).
+
+    `scratch_ready`: the caller has just filled the scratch database (`compile_in_run`): leave it as is.
+    """
     from sqlassets.dbt import invoke as dbt_invoke
 
     base = project.state_dir / COMPILE_DIR
@@ -297,7 +364,7 @@ def _run_dbt_compile(project: Project, assets: list[Asset], *, whole_project: bo
     profiles_dir = dbt_invoke.scratch_profiles(project, base) or project.profiles_dir
     if profiles_dir is None:
         raise ConfigError("no profiles.yml found for dbt compile; add one or pass --profiles-dir")
-    if scratch is not None:
+    if scratch is not None and not scratch_ready:
         _prepare_scratch(project, scratch, catalog_fingerprint(project))
     if whole_project:
         select = ["resource_type:model", "resource_type:snapshot"]
@@ -484,3 +551,147 @@ def compiled_sql(project: Project, graph: AssetGraph, keys: Iterable[str],
         more = f" (and {len(items) - 3} more)" if len(items) > 3 else ""
         raise UserError(f"cannot compile {first}{more}; fix the model or leave it out with --exclude")
     return result.sql
+
+
+# -- models compiled during a run, after their parents are built ------------------------------------
+
+#: Jinja that queries the warehouse while compiling: run_query / statement / load_result, and the adapter
+#: methods that read the catalog (dbt_utils.star reaches `adapter.get_columns_in_relation` this way)
+_QUERIES = re.compile(
+    r"\brun_query\s*\(|\bstatement\s*\(|\bload_result\s*\(|\bload_relation\s*\(|\badapter\s*\.\s*(?:"
+    r"get_columns_in_relation|get_relation|execute|list_relations|list_relations_without_caching|"
+    r"get_missing_columns|list_schemas|check_schema_exists|get_partitions_metadata)\b")
+#: introspect only the model's own table, whose answer `--full-refresh` fixes (is_incremental() is false)
+_OWN_TABLE_ONLY = frozenset({"macro.dbt.is_incremental", "macro.dbt.should_full_refresh"})
+_INTROSPECTING = "introspecting.json"
+
+
+def introspecting_models(project: Project) -> frozenset[str] | None:
+    """unique_ids of the models and snapshots whose compile queries the warehouse: their SQL, or a macro they
+    call (transitively, through `depends_on.macros` in the manifest, dispatch included), runs a query or
+    reads the catalog. None when the manifest cannot be read (callers then fall back on `may_introspect`).
+
+    Cached in the state dir by the manifest's stat: a run with the manifest unchanged does not read it.
+    """
+    from sqlassets.dbt.loader import manifest_path, read_manifest
+
+    path = manifest_path(project)
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    stat_key = f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
+    stamp_path = project.state_dir / COMPILE_DIR / _INTROSPECTING
+    try:
+        stamp = json.loads(stamp_path.read_text(encoding="utf-8"))
+        if stamp.get("stat") == stat_key:
+            return frozenset(stamp["nodes"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    try:
+        manifest = read_manifest(path)
+    except UserError:
+        return None
+    macros = manifest.get("macros") or {}
+    memo: dict[str, bool] = {}
+
+    def queries(uid: str, stack: frozenset[str] = frozenset()) -> bool:
+        if uid in memo:
+            return memo[uid]
+        if uid in _OWN_TABLE_ONLY or uid in stack:
+            return False
+        macro = macros.get(uid) or {}
+        found = bool(_QUERIES.search(macro.get("macro_sql") or "")) or any(
+            queries(d, stack | {uid}) for d in (macro.get("depends_on") or {}).get("macros") or ())
+        memo[uid] = found
+        return found
+
+    nodes = sorted(
+        uid for uid, n in (manifest.get("nodes") or {}).items()
+        if n.get("resource_type") in COMPILED_KINDS and (
+            _QUERIES.search(n.get("raw_code") or "")
+            or any(queries(m) for m in (n.get("depends_on") or {}).get("macros") or ())))
+    from sqlassets.dbt.invoke import write_private
+
+    try:
+        write_private(stamp_path, json.dumps({"stat": stat_key, "nodes": nodes}))
+    except OSError:
+        pass
+    return frozenset(nodes)
+
+
+def compile_after_parents(project: Project, graph: AssetGraph, keys: Iterable[str], planned: Iterable[str]
+                          ) -> set[str]:
+    """Which of `keys` must be compiled in the run, once their parents are built: those whose compile
+    queries the warehouse (`introspecting_models`) and that have an ancestor in `planned` (built in this
+    same run). Compiled up front, `dbt_utils.star(ref('parent'))` would see the parent as it was before
+    the run (old columns, or none); `dbt run` compiles each model just before running it for that reason.
+    Every other model keeps the one up-front `dbt compile`."""
+    writers = set(planned)
+    memo: dict[str, bool] = {}
+
+    def built_upstream(key: str) -> bool:
+        if key not in memo:
+            memo[key] = False  # (a DAG: no cycles; this only guards the recursion)
+            memo[key] = any(d in writers or built_upstream(d) for d in graph[key].deps if d in graph)
+        return memo[key]
+
+    candidates = [k for k in keys if graph[k].kind in COMPILED_KINDS and graph[k].materialization != "ephemeral"
+                  and may_introspect(graph[k].raw_sql) and built_upstream(k)]
+    if not candidates:
+        return set()
+    known = introspecting_models(project)
+    if known is None:
+        return set(candidates)
+    return {k for k in candidates if graph[k].unique_id in known}
+
+
+def compile_in_run(project: Project, graph: AssetGraph, key: str, session: Any) -> str:
+    """`key`'s SQL compiled now, against the warehouse as this run has built it so far (see
+    `compile_after_parents`); a UserError with dbt's reason if it does not compile.
+
+    DuckDB: the warehouse is open for writing by this run, so the scratch catalog is refreshed through the
+    run's own session (the scratch file is attached to it); its fingerprint keys the compile cache as
+    usual, so an unchanged catalog reuses the last compile. Other warehouses: dbt introspects the live
+    warehouse itself; not cached against it (the catalog is not fingerprinted), so compiled every run.
+    """
+    asset = graph[key]
+    digest, version = _files_digest(project, graph), _dbt_version()
+    relations = {a.key: str(a.relation) for a in graph}
+    scratch = None
+    if project.warehouse.type == "duckdb" and project.warehouse.path is not None:
+        from sqlassets.dbt import invoke as dbt_invoke
+
+        catalog = _catalog_from(session.query)  # what _warehouse_catalog reads, through the run's session
+        key_ = cache_key(project, graph, asset, digest, version, _fingerprint(catalog), relations)
+        path = project.state_dir / CACHE_DIR / f"{key_}.sql"
+        found = CompileResult()
+        if _read_cached(path, key, found):
+            if key in found.failed:
+                raise UserError(f"cannot compile: {found.failed[key]}")
+            return found.sql[key]
+        scratch = dbt_invoke.scratch_db(project, project.state_dir / COMPILE_DIR)
+    else:
+        catalog = None
+        path = project.state_dir / CACHE_DIR / f"{cache_key(project, graph, asset, digest, version, '', relations)}.sql"
+    from sqlassets.dbt.invoke import dbt_lock
+
+    with dbt_lock(project):
+        introspect = True
+        if scratch is not None and catalog is not None:
+            _refresh_scratch_live(session, scratch, catalog)
+        else:
+            introspect = warehouse_reachable(project)
+        compiled, errors = _run_dbt_compile(project, [asset], introspect=introspect, scratch_ready=True)
+    cache_dir = project.state_dir / CACHE_DIR
+    cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    code = compiled.get(asset.unique_id or "")
+    if code is not None:
+        _write(path, code)
+        return code
+    uid = asset.unique_id or ""
+    reason = (_one_line_reason(errors[uid], introspect) if uid in errors
+              else "dbt compile returned no SQL for it; is it enabled?")
+    if scratch is not None and uid in errors:  # keyed by the catalog it saw: the same inputs fail the same way
+        _write(path.with_suffix(".err"), json.dumps({"reason": reason}))
+    raise UserError(f"cannot compile: {reason}")

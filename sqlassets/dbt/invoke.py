@@ -115,7 +115,10 @@ def invoke(project: Project, command: str, args: list[str], *, profiles_dir: Pat
     if project.target:
         argv += ["--target", project.target]
     with _compile_each_node_on_its_own() if per_node else contextlib.nullcontext():
-        result = dbtRunner().invoke(argv)
+        try:
+            result = dbtRunner().invoke(argv)
+        finally:
+            _release_duckdb()
     if per_node and result.exception is None and result.result is not None:
         return result
     if not result.success:
@@ -130,6 +133,29 @@ def invoke(project: Project, command: str, args: list[str], *, profiles_dir: Pat
             message = "; ".join(errors[:3])
         raise ConfigError(f"{what} failed: {message or 'see the dbt logs in ' + str(log_dir)}")
     return result
+
+
+def _release_duckdb() -> None:
+    """Close the DuckDB database dbt-duckdb keeps open between invocations in this process.
+
+    dbt-duckdb holds its environment (and the file, here the scratch database) in a class attribute after
+    an invocation returns. Left open, the next use of that file in this process sees the old file (the
+    scratch is rebuilt by replacing it) or is refused ("already attached": a run attaches the scratch to
+    its own warehouse session to refresh it, see `compile.compile_in_run`). Private dbt-duckdb names,
+    guarded: another version only loses this cleanup.
+    """
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:
+        return
+    lock = getattr(DuckDBConnectionManager, "_LOCK", None)
+    with lock if lock is not None else contextlib.nullcontext():
+        env = getattr(DuckDBConnectionManager, "_ENV", None)
+        if env is None:
+            return
+        DuckDBConnectionManager._ENV = None
+    with contextlib.suppress(Exception):
+        env.close()
 
 
 def compiled_code(result: Any) -> dict[str, str]:

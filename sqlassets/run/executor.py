@@ -672,14 +672,18 @@ def _refuse_if_running(state: StateStore, backfill_id: int) -> None:
 
 def prepare_materializers(project: Project, graph: AssetGraph, plan: Plan, adapter: Adapter,
                           full_refresh: bool, echo: Callable[[str], None] | None = None,
-                          statements: StatementCache | None = None) -> dict[str, Materializer]:
+                          statements: StatementCache | None = None, in_run: bool = False) -> dict[str, Materializer]:
     """Compile (cached) and parse every planned asset's SQL up front: bad SQL fails before any write.
 
     With `statements`, an incremental asset whose templates were saved by an earlier run with the same
     inputs is replayed without parsing (`CachedMaterializer`: no sqlglot on a warm run). Every
     incremental asset's entry key is noted in `statements.digests`, so `remember` can save what was built.
+
+    `in_run` (a real run, not a dry run): a model whose compile queries the warehouse (dbt_utils.star,
+    get_column_values, ...) and that has an ancestor built in this run is compiled when its turn comes,
+    after those parents are built, as `dbt run` does (`CompiledInRun`); the rest share one dbt compile.
     """
-    from sqlassets.dbt.compile import compile_assets
+    from sqlassets.dbt.compile import compile_after_parents, compile_assets
     from sqlassets.run.partitions import partitions_def
     from sqlassets.run.planner import strategy_name
 
@@ -696,7 +700,9 @@ def prepare_materializers(project: Project, graph: AssetGraph, plan: Plan, adapt
         if echo is not None:
             echo(f"compiling {n} model(s) with dbt...")
 
-    compiled = compile_assets(project, graph, need_sql, on_compile=on_compile, for_run=True) if need_sql else None
+    late = compile_after_parents(project, graph, need_sql, keys) if in_run and need_sql and project.has_dbt else set()
+    up_front = [k for k in need_sql if k not in late]
+    compiled = compile_assets(project, graph, up_front, on_compile=on_compile, for_run=True) if up_front else None
     sql = compiled.sql if compiled else {}
     failed = compiled.failed if compiled else {}
     for k, why in sorted(failed.items()):
@@ -714,6 +720,10 @@ def prepare_materializers(project: Project, graph: AssetGraph, plan: Plan, adapt
             # One model that dbt cannot compile (a Jinja error, a macro needing a live warehouse) fails
             # its own units and skips what reads it; every other model still runs, as in `dbt run`.
             out[k] = Uncompiled(asset, pdef, strategy, f"cannot compile: {failed[k]}")
+            continue
+        if k in late:
+            out[k] = CompiledInRun(asset, pdef, strategy, project, graph,
+                                   lambda sql_, a=asset, p=pdef: build(a, p, sql_))
             continue
         if k in need_sql and k not in sql:
             raise UserError(f"asset '{k}' has no SQL to run")
@@ -746,6 +756,39 @@ class Uncompiled:
 
     def write(self, session: Any, keys: Sequence[str]) -> Any:
         raise UserError(self.reason)
+
+
+class CompiledInRun:
+    """The materializer of a model compiled during the run (see `compile_after_parents`): preparing its
+    first unit, which runs after its parents' units, compiles it against the warehouse as built so far,
+    then it writes as any model. Failing to compile fails its units with dbt's reason, as `Uncompiled`."""
+
+    writes = True
+    #: whether partitions may share a statement depends on the SQL, unknown until it is compiled
+    batchable = False
+
+    def __init__(self, asset: Asset, pdef: Any, strategy: str, project: Project, graph: AssetGraph,
+                 build: Callable[[str], Materializer]) -> None:
+        self.asset, self.pdef, self.strategy = asset, pdef, strategy
+        self.relation = asset.relation
+        self.exists: bool | None = None
+        self._prepared = False
+        self._project, self._graph, self._build = project, graph, build
+        self._delegate: Materializer | None = None
+
+    def prepare(self, session: Any, first_keys: Sequence[str]) -> None:
+        if self._delegate is None:
+            from sqlassets.dbt.compile import compile_in_run
+
+            self._delegate = self._build(compile_in_run(self._project, self._graph, self.asset.key, session))
+        self._delegate.prepare(session, first_keys)
+        self.exists = self._delegate.exists
+        self._prepared = True
+
+    def write(self, session: Any, keys: Sequence[str]) -> Any:
+        if self._delegate is None:
+            raise UserError(f"'{self.asset.key}' was not compiled")
+        return self._delegate.write(session, keys)
 
 
 def _remember_statements(statements: StatementCache, materializers: dict[str, Any], plan: Plan,
@@ -855,7 +898,7 @@ def execute_request(project: Project, graph: AssetGraph, req: RunRequest, *,
         try:
             faults.hit("compile")
             materializers = prepare_materializers(project, graph, plan, adapter, req.options.full_refresh,
-                                                  echo=echo, statements=statements)
+                                                  echo=echo, statements=statements, in_run=True)
             if hook is None and hook_factory is not None:
                 hook = hook_factory([a.key for a in plan.to_run])
         except KeyboardInterrupt as exc:
