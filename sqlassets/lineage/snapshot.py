@@ -39,17 +39,23 @@ _CATALOG_STAMP = "catalog.json"
 
 
 def _code_digest() -> str:
-    """The lineage modules and the compile module, by stat: editing the code that derives the result
-    (without bumping a version) must not serve an old result."""
+    """The lineage modules, the compile module and the installed sqlglot, by stat: editing or upgrading the
+    code that derives the result (without bumping a version) must not serve an old result. sqlglot is found
+    without importing it (a warm run does not need it)."""
+    from importlib.util import find_spec
+
     here = Path(__file__).resolve().parent
     files = sorted(here.glob("*.py")) + [here.parent / "dbt" / "compile.py"]
+    spec = find_spec("sqlglot")
+    if spec is not None and spec.origin:
+        files.append(Path(spec.origin).with_name("_version.py"))
     h = hashlib.blake2b(digest_size=16)
     for path in files:
         try:
             st = os.stat(path)
         except OSError:
             continue
-        h.update(f"{path.name}:{st.st_mtime_ns}:{st.st_size}\n".encode())
+        h.update(f"{path}:{st.st_mtime_ns}:{st.st_size}\n".encode())
     return h.hexdigest()
 
 
