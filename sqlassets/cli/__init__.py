@@ -171,11 +171,14 @@ def main(argv: list[str] | None = None) -> None:
     # Nothing sqlassets writes (state, logs, caches, reports, scratch profiles) is world-readable.
     os.umask(os.umask(0o077) | 0o007)
     debug = "--debug" in args or os.environ.get("SQLASSETS_DEBUG") == "1"
+    from sqlassets.dbt import manifest_cache
     from sqlassets.run.signals import exit_code_for, sigterm_as_interrupt
 
+    manifest_cache.defer_writes()  # a refused command writes nothing, not even a cache
     try:
         with sigterm_as_interrupt():
             cli.main(args=args, prog_name="sqlassets", standalone_mode=False)
+        manifest_cache.flush()
         if argv is None and _command_of(args) in READ_ONLY_COMMANDS and "multiprocessing" not in sys.modules:
             # (after an in-process `dbt parse`, dbt's multiprocessing semaphores need the normal exit)
             _exit_without_teardown()
@@ -209,6 +212,8 @@ def main(argv: list[str] | None = None) -> None:
             raise
         click.echo(f"error: {line}", err=True)
         sys.exit(2)
+    finally:
+        manifest_cache.discard()  # (after a success flush() has written it all)
 
 
 def _environment_error(exc: BaseException) -> str | None:

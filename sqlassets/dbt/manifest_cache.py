@@ -8,6 +8,9 @@ as dbt rewrites the manifest whole), and anything else is a miss that reads the 
 
 Format: `marshal` of builtins, one tuple per asset (several times faster to load than JSON); written
 atomically; an unreadable or foreign file is a miss, never an error.
+
+The CLI defers the write (`defer_writes`) until the command has succeeded: a command refused for bad
+input writes nothing, not even a cache. Other callers (the Python API) write at once.
 """
 
 from __future__ import annotations
@@ -17,13 +20,34 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlassets.model import Asset, Column, Relation
-
 if TYPE_CHECKING:
+    from sqlassets.model import Asset
     from sqlassets.project import Project
 
 _FORMAT = 1
 _FILE = "manifest_assets.marshal"
+#: writes waiting for the command to succeed (None: write at once)
+_deferred: dict[Path, bytes] | None = None
+
+
+def defer_writes() -> None:
+    """From now on, keep writes until `flush` (the CLI: written only if the command succeeds)."""
+    global _deferred
+    _deferred = {}
+
+
+def flush() -> None:
+    """Write what `defer_writes` kept, and write at once from now on."""
+    global _deferred
+    pending, _deferred = _deferred or {}, None
+    for path, data in pending.items():
+        _write(path, data)
+
+
+def discard() -> None:
+    """Drop what `defer_writes` kept (the command failed), and write at once from now on."""
+    global _deferred
+    _deferred = None
 
 
 def _stat(path: str | Path) -> str:
@@ -55,6 +79,8 @@ def _to_row(a: Asset) -> tuple:
 
 
 def _from_row(r: tuple) -> Asset:
+    from sqlassets.model import Asset, Column, Relation
+
     (key, kind, rel, materialization, deps, description, columns, tags, group, owner, path, raw_sql, compiled_sql,
      code_version, dialect, unique_id, package, version, meta, config) = r
     return Asset(key, kind, Relation(*rel) if rel is not None else None, materialization, deps, description,
@@ -86,6 +112,13 @@ def save(project: Project, stored: tuple, assets: list[Asset], seed_files: list[
         data = marshal.dumps((stored, [(p, _stat(p)) for p in seed_files], [_to_row(a) for a in assets]))
     except ValueError:  # a value marshal cannot hold (not from JSON): no cache for this manifest
         return
+    if _deferred is not None:
+        _deferred[path] = data
+        return
+    _write(path, data)
+
+
+def _write(path: Path, data: bytes) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
