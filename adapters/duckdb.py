@@ -176,14 +176,19 @@ class DuckDBAdapter(Adapter):
                         exp.EQ(this=exp.column("auto_detect"), expression=exp.true()))
         select = exp.select("*").from_(read)
         if column_types:
-            # Typed seed columns (dbt `column_types`): read them as text, then cast, like dbt does.
-            select = exp.select(*[
-                exp.alias_(exp.cast(exp.column(c, quoted=True), t, dialect=self.dialect), c, quoted=True)
-                for c, t in column_types.items()
-            ]).from_(exp.func("read_csv", exp.Literal.string(str(path)),
-                              exp.EQ(this=exp.column("header"), expression=exp.true()),
-                              exp.EQ(this=exp.column("all_varchar"), expression=exp.true())))
-            return select
+            # Typed seed columns (dbt `column_types`): read those as text, then cast, like dbt does; the
+            # other columns keep their detected types (a partial `column_types` must not drop them).
+            import sqlglot
+
+            def q(name: str) -> str:
+                return exp.to_identifier(name, quoted=True).sql(dialect="duckdb")
+
+            as_text = ", ".join(f"{exp.Literal.string(c).sql(dialect='duckdb')}: 'VARCHAR'" for c in column_types)
+            casts = ", ".join(f"cast({q(c)} as {exp.DataType.build(t, dialect=self.dialect).sql(dialect='duckdb')})"
+                              f" as {q(c)}" for c, t in column_types.items())
+            return sqlglot.parse_one(
+                f"select * replace ({casts}) from read_csv({exp.Literal.string(str(path)).sql(dialect='duckdb')}, "
+                f"header = true, auto_detect = true, types = {{{as_text}}})", read="duckdb")
         return select
 
     def is_transient(self, exc: BaseException) -> bool:

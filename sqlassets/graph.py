@@ -72,6 +72,23 @@ class AssetGraph:
     def parents(self, key: str) -> tuple[str, ...]:
         return self[key].deps
 
+    def built_parents(self, key: str) -> tuple[str, ...]:
+        """The parents a build of `key` waits for: its deps, looking through sources to what loads them
+        (a seed a source is declared over), never an external asset itself."""
+        out: list[str] = []
+        todo = list(self[key].deps)
+        seen: set[str] = set()
+        while todo:
+            dep = todo.pop(0)
+            if dep in seen or dep not in self._assets:
+                continue
+            seen.add(dep)
+            if self._assets[dep].is_external:
+                todo.extend(self._assets[dep].deps)
+            else:
+                out.append(dep)
+        return tuple(out)
+
     def children(self, key: str) -> tuple[str, ...]:
         self[key]
         return tuple(self._children[key])
@@ -103,7 +120,7 @@ class AssetGraph:
     def relation_index(self) -> dict[str, str]:
         """Lower-cased `db.schema.id` / `schema.id` / `id` -> asset key (see `relation_index`)."""
         if self._by_relation is None:
-            self._by_relation = relation_index((a.relation, a.key) for a in self._assets.values())
+            self._by_relation = relation_index(index_pairs(self._assets.values()))
         return self._by_relation
 
     def by_relation(self, name: str) -> Asset | None:
@@ -186,7 +203,8 @@ def relation_identity(asset: Asset) -> tuple[str | None, str | None, str] | None
 def check_relations(assets: Iterable[Asset]) -> None:
     """Two assets naming one table means one overwrites the other (or a source): a load error.
 
-    A missing database on one side (raw SQL on the default catalog) matches any database.
+    A missing database on one side (raw SQL on the default catalog) matches any database. A source
+    that depends on the seed naming its table is no clash: the seed loads it (the dbt loader links them).
     """
     by_name: dict[tuple[str | None, str], list[tuple[str | None, Asset]]] = {}
     for asset in assets:
@@ -196,12 +214,29 @@ def check_relations(assets: Iterable[Asset]) -> None:
         db, sch, name = ident
         for other_db, other in by_name.get((sch, name), ()):
             if db is None or other_db is None or db == other_db:
+                if _loads(other, asset) or _loads(asset, other):
+                    continue
                 first, second = sorted((other, asset), key=lambda a: (a.is_external, a.key))
                 raise GraphError(
                     f"assets '{first.key}' ({first.path or first.kind}) and '{second.key}' "
                     f"({second.path or second.kind}) are the same warehouse relation {second.relation}; "
                     "writing one would overwrite the other: rename one (or set its schema/alias)")
         by_name.setdefault((sch, name), []).append((db, asset))
+
+
+def _loads(writer: Asset, source: Asset) -> bool:
+    """`writer` is the seed that loads `source`'s table (the source lists it as its dependency)."""
+    return writer.kind == "seed" and source.kind == "source" and writer.key in source.deps
+
+
+def index_pairs(assets: Iterable[Asset]) -> Iterator[tuple[Relation | None, str]]:
+    """(relation, key) of every asset for `relation_index`, but the source, not the seed, for a table a
+    seed loads: SQL reading that table reads the source (`source()`), which depends on the seed."""
+    assets = list(assets)
+    loading = {d for a in assets if a.kind == "source" for d in a.deps}
+    for a in assets:
+        if not (a.kind == "seed" and a.key in loading):
+            yield a.relation, a.key
 
 
 def relation_index(pairs: Iterable[tuple[Relation | None, str]]) -> dict[str, str]:

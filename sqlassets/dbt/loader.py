@@ -6,12 +6,15 @@ itself is imported only on that slow path.
 
 Models, seeds and snapshots become assets; sources become external assets; ephemeral models are not
 assets (they have no relation) and their dependents are linked through to their real parents;
-disabled nodes are left out (dbt keeps them outside `nodes`).
+disabled nodes are left out (dbt keeps them outside `nodes`). A source declared over the table a seed
+of the project loads (the tutorial pattern: seeds as raw data, read through `source()`) depends on that
+seed and has its columns: the CSV header says what the table holds (see `_sources_loaded_by_seeds`).
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import gc
 import hashlib
@@ -364,7 +367,60 @@ def assets_from_manifest(manifest: dict[str, Any], root: Path, dialect: str | No
                         "freshness": s.get("freshness") or config.get("freshness")},
             )
         )
-    return assets
+    return _sources_loaded_by_seeds(assets, manifest, root, dialect)
+
+
+def _sources_loaded_by_seeds(assets: list[Asset], manifest: dict[str, Any], root: Path, dialect: str) -> list[Asset]:
+    """Sources whose relation a seed of the project writes: the seed loads them.
+
+    Such a source depends on the seed (so a build loads the seed before the models that read the source)
+    and, when its YAML declares no columns, takes the seed's: the CSV header with `column_types`. That is
+    declared evidence, not a guess: the project itself says what the table holds. A *disabled* seed on
+    the relation (jaffle-shop enables its raw-data seeds with a var) still declares the columns the table
+    has when the project loads it, so its header is used too, without the dependency.
+    """
+    from sqlassets.graph import relation_identity
+
+    def ident(a: Asset) -> tuple[str | None, str, str] | None:
+        i = relation_identity(a)
+        return None if i is None or i[1] is None else (i[0], i[1], i[2])
+
+    writers: dict[tuple[str, str], list[tuple[str | None, Asset, bool]]] = {}
+    for a in assets:
+        if a.kind == "seed" and (i := ident(a)) is not None:
+            writers.setdefault((i[1], i[2]), []).append((i[0], a, True))
+    for entries in (manifest.get("disabled") or {}).values():
+        for n in entries if isinstance(entries, list) else ():
+            if not isinstance(n, dict) or n.get("resource_type") != "seed":
+                continue
+            seed = Asset(key=str(n.get("name")), kind="seed",
+                         relation=Relation(n.get("database"), n.get("schema"), n.get("alias") or str(n.get("name"))),
+                         materialization="seed", path=n.get("original_file_path"), dialect=dialect,
+                         columns=_seed_columns(root, n, _columns(n)))
+            if (i := ident(seed)) is not None and seed.columns:
+                writers.setdefault((i[1], i[2]), []).append((i[0], seed, False))
+    if not writers:
+        return assets
+    out = []
+    for a in assets:
+        i = ident(a) if a.kind == "source" else None
+        found = [] if i is None else [(s, enabled) for db, s, enabled in writers.get((i[1], i[2]), ())
+                                      if db is None or i[0] is None or db == i[0]]
+        # an enabled seed wins over a disabled one; two enabled seeds on one table clash in the graph anyway
+        found.sort(key=lambda f: not f[1])
+        if not found:
+            out.append(a)
+            continue
+        seed, enabled = found[0]
+        changes: dict[str, Any] = {}
+        if enabled:
+            changes["deps"] = tuple(dict.fromkeys((*a.deps, seed.key)))
+        if not a.columns:
+            changes["columns"] = seed.columns
+            how = f"seed '{seed.key}'" if enabled else f"seed '{seed.key}', disabled"
+            changes["config"] = {**a.config, "columns_from": f"the header of {seed.path} ({how})"}
+        out.append(dataclasses.replace(a, **changes) if changes else a)
+    return out
 
 
 def ephemeral_note(project: Project, name: str) -> str | None:

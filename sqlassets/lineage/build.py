@@ -170,6 +170,15 @@ def _fallback_columns(asset: Asset, catalog: dict[str, tuple[str, ...]]) -> tupl
     return None, "unknown"
 
 
+def _loaded_by_seed(graph: AssetGraph, asset: Asset) -> tuple[tuple[str, str, str, str], ...]:
+    """Copy edges seed.col -> source.col for a source declared over the table a seed loads."""
+    if asset.kind != "source":
+        return ()
+    seeds = [graph[d] for d in asset.deps if d in graph and graph[d].kind == "seed"]
+    cols = declared_columns(asset) or ()
+    return tuple((c, s.key, c, "copy") for s in seeds for c in (declared_columns(s) or ()) if c in cols)
+
+
 def build_lineage(project: Project | None, graph: AssetGraph, *, use_cache: bool = True,
                   workers: int | None = None, cache: LineageCache | None = None) -> LineageBuild:
     """The column graph of the whole project (cached in the project's state dir).
@@ -244,7 +253,8 @@ def _build_lineage(project: Project | None, graph: AssetGraph, *, use_cache: boo
                 asset = graph[key]
                 if key not in sql:
                     reason = missing.get(key)
-                    rec = AssetLineage(key, (), unresolved={"*": reason} if reason else {}, origin="declared")
+                    rec = AssetLineage(key, (), _loaded_by_seed(graph, asset),
+                                       unresolved={"*": reason} if reason else {}, origin="declared")
                     finish(asset, rec)
                     continue
                 tables = registry.tables_for(asset)

@@ -178,6 +178,18 @@ def resolve_query(sql: str, dialect: str, tables: Mapping[str, Sequence[str] | N
             t.set("alias", exp.TableAlias(this=exp.Identifier(this=original.this, quoted=original.quoted)))
     reads = list(by_key)
 
+    # CTEs that are `select * from <one table>` (through other such CTEs): CTE name -> table slot. After
+    # qualify their `*` is expanded and they look like any CTE naming its columns; reading a column one
+    # lacks is evidence of the table's column only here.
+    star_ctes: dict[str, str] = {}
+    aliases = {t.alias_or_name: t.name for t in table_nodes if isinstance(t.this, exp.Identifier)}
+    for cte in query.find_all(exp.CTE):
+        body = cte.this
+        if isinstance(body, exp.Select) and len(body.selects) == 1 and isinstance(body.selects[0], exp.Star) \
+                and not body.args.get("joins") and isinstance(body.args.get("from_"), exp.From):
+            src = body.args["from_"].this
+            if isinstance(src, exp.Table) and isinstance(src.this, exp.Identifier):
+                star_ctes[cte.alias_or_name] = star_ctes.get(src.name) or aliases.get(src.alias_or_name, "")
     known: dict[str, set[str]] = {}
     mapping: dict[str, dict[str, str]] = {}
     for slot, key in slots.items():
@@ -190,6 +202,8 @@ def resolve_query(sql: str, dialect: str, tables: Mapping[str, Sequence[str] | N
         # `a.col` where table `a` has known columns but not `col` (an undeclared YAML column): sqlglot's
         # qualifier rejects the whole query. Give it the column; the walk reports it as not known.
         alias_slot = {t.alias_or_name: t.name for t in table_nodes if isinstance(t.this, exp.Identifier)}
+        # ... and `s.col` where CTE `s` is `select * from a` (the staging pattern): the column is a's too
+        alias_slot.update({k: v for k, v in star_ctes.items() if v})
         for col in query.find_all(exp.Column):
             slot = alias_slot.get(col.table) if col.table else None
             if slot in mapping and not isinstance(col.this, exp.Star):
@@ -210,6 +224,7 @@ def resolve_query(sql: str, dialect: str, tables: Mapping[str, Sequence[str] | N
         raise ResolveError("no SELECT scope to follow")
 
     walker = _Walker(slots, known, dialect, functions)
+    walker.star_ctes = {k.lower() for k, v in star_ctes.items() if v}
     walker.scope_index = {id(sc.expression): sc for sc in root.traverse()}
     walker.order = {slot: [(norm(c), c.lower()) for c in tables[key]] for slot, key in slots.items()
                     if tables.get(key) is not None}
@@ -262,6 +277,7 @@ class _Walker:
         self.order: dict[str, list[tuple[str, str]]] = {}  # slot -> (normalized name, lower-case name)
         self.active: set[int] = set()  # scopes being resolved: a reference back into one is a cycle
         self.scope_index: dict[int, object] = {}  # id(select expression) -> its scope
+        self.star_ctes: set[str] = set()  # lower-case names of `select * from <table>` CTEs
 
     # -- one column reference ------------------------------------------------------------------
     def column_ref(self, scope, col) -> tuple[dict[Base, str] | None, str | None, str | None]:
@@ -298,6 +314,9 @@ class _Walker:
                 if inferred is not None:
                     return inferred[0], inferred[1], "; ".join(filter(None, [note, inferred[2]])) or None
                 return None, f"cannot see '{name}' through '{label}': {lin.star_unknown}", None
+            inferred = self.through_star(src, name, label)  # `select *` over a table declared without it
+            if inferred is not None:
+                return inferred[0], inferred[1], "; ".join(filter(None, [note, inferred[2]])) or None
             return None, f"'{label}' has no column '{name}'", None
         if idx in lin.unresolved:
             return lin.cols[idx], lin.unresolved[idx], lin.notes.get(idx)
@@ -333,6 +352,30 @@ class _Walker:
         sources = list(scope.selected_sources.values())
         return sources[0][1] if len(sources) == 1 else None
 
+    def _expanded_star_of(self, scope):
+        """The table a scope selects every declared column of, unchanged (a `*` the qualifier expanded).
+
+        `select * from src` over a table with declared columns reaches us as `select src.id, src.name
+        from src`: reading a column the declaration lacks through it is evidence of that column.
+        """
+        exp = self.exp
+        expr = scope.expression
+        cte = expr.parent
+        if not isinstance(cte, exp.CTE) or cte.alias_or_name.lower() not in self.star_ctes:
+            return None
+        if not isinstance(expr, exp.Select) or expr.args.get("group") or len(scope.selected_sources) != 1:
+            return None
+        src = next(iter(scope.selected_sources.values()))[1]
+        if not isinstance(src, exp.Table) or src.name not in self.known:
+            return None
+        names = []
+        for p in expr.selects:
+            col = p.this if isinstance(p, exp.Alias) else p
+            if not isinstance(col, exp.Column) or col.name.lower() != p.alias_or_name.lower():
+                return None
+            names.append(col.name.lower())
+        return src if set(names) == self.known[src.name] and len(names) == len(self.known[src.name]) else None
+
     def through_star(self, scope, name: str, label: str, depth: int = 0):
         """CTE-star inference: `name` read from `scope`, a `select *` over a table with unknown columns.
 
@@ -342,18 +385,21 @@ class _Walker:
         join, two stars, a table function).
         """
         exp = self.exp
-        src = self._star_of(scope)
+        src = self._star_of(scope) or self._expanded_star_of(scope)
         if src is None or depth > 64:
             return None
         rows = self.scope_lin(scope).rows
         if isinstance(src, exp.Table):
-            if not isinstance(src.this, exp.Identifier) or src.name in self.known:
+            if not isinstance(src.this, exp.Identifier) or src.name not in self.slots:
                 return None
             slot = src.name
             col = name.lower()
+            declared = self.known.get(slot)
+            if declared is not None and col in declared:
+                return None
             self.inferred.setdefault(slot, set()).add(col)
-            note = (f"'{col}' inferred on {self.slots.get(slot, slot)} (read through '{label}', a select * over "
-                    "a table whose columns are unknown)")
+            why = "a table whose columns are unknown" if declared is None else "a table declared without it"
+            note = f"'{col}' inferred on {self.slots[slot]} (read through '{label}', a select * over {why})"
             return {**rows, (slot, col): COPY}, None, note
         if src.is_udtf:
             return None
@@ -439,6 +485,9 @@ class _Walker:
             if s is scope and len(only) == 1 and isinstance(only[0][1], self.exp.Table) \
                     and only[0][1].name in self.slots:
                 return only[0][1], None, None  # one table: the column is its own, if undeclared (flagged)
+            if s is scope and len(only) == 1 and isinstance(only[0][1], self.Scope) and not only[0][1].is_udtf \
+                    and self._expanded_star_of(only[0][1]) is not None:
+                return only[0][1], None, None  # `select *` over a declared table: inferred there (flagged)
             if not s.is_subquery:
                 break  # only a correlated subquery sees its outer query's sources; a CTE does not
             s = s.parent

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlassets.errors import ConfigError
-from sqlassets.graph import check_relations, lookup_relation, relation_index
+from sqlassets.graph import check_relations, index_pairs, lookup_relation, relation_index
 from sqlassets.model import Asset, Relation
 
 MATERIALIZATIONS = ("view", "table", "incremental", "ephemeral")
@@ -174,7 +174,7 @@ def load_sql_assets(
     check_relations([*known, *(Asset(key=k, kind="sql", relation=r, materialization=f.header.get(
         "materialized", "table"), path=f.rel_path, dialect=f.header.get("dialect") or default_dialect)
         for f, k, r in sql_assets)])
-    index = relation_index([*((a.relation, a.key) for a in known), *((r, k) for _, k, r in sql_assets)])
+    index = relation_index([*index_pairs(known), *((r, k) for _, k, r in sql_assets)])
 
     externals: dict[str, Asset] = {}
     out: list[Asset] = []

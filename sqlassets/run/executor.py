@@ -187,9 +187,7 @@ class Executor:
             for batch in contiguous_batches(pdef, list(pa.keys), size):
                 unit = Unit(len(self.units), pa.key, batch, order)
                 order += 1
-                for parent in asset.deps:
-                    if parent not in self.graph or self.graph[parent].is_external:
-                        continue
+                for parent in self.graph.built_parents(pa.key):
                     up_def = partitions_def(self.graph[parent])
                     if pdef is None and up_def is None:
                         up_keys = [UNPARTITIONED]

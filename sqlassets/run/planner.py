@@ -211,7 +211,7 @@ def build_plan(graph: AssetGraph, selected: Sequence[str], state: StateStore, *,
         else:
             candidates = [UNPARTITIONED]
         mats = mats_all.get(key, {})
-        parents = [p for p in asset.deps if p in graph and not graph[p].is_external]
+        parents = list(graph.built_parents(key))
         parent_defs = {p: partitions_def(graph[p]) for p in parents}
         reasons: Counter[str] = Counter()
         chosen: list[str] = []

@@ -79,7 +79,7 @@ def compute_status(graph: AssetGraph, keys: Sequence[str], state: StateStore, no
         pdef = partitions_def(asset)
         mats = mats_all.get(key, {})
         parts = pdef.keys(now) if pdef is not None else [UNPARTITIONED]
-        parents = [p for p in asset.deps if p in graph and not graph[p].is_external]
+        parents = list(graph.built_parents(key))
         pdefs = {p: partitions_def(graph[p]) for p in parents}
         st = AssetStatus(key, pdef is not None, pdef.spec() if pdef else None, checks=checks.get(key, {}))
         all_cache: dict[str, float | None] = {}

@@ -142,6 +142,8 @@ def test_seed_from_csv_with_column_types(adapter, tmp_path: Path) -> None:
     m = Materializer(asset, None, adapter, None, root=tmp_path)
     assert write(adapter, m, [""]) == 2
     assert q(adapter, "select code from codes order by 1") == [("007",), ("042",)]
+    # a column column_types does not name is loaded too (with its detected type), as dbt does
+    assert q(adapter, "select name from codes order by 1") == [("answer",), ("bond",)]
 
 
 def test_schema_drift_adds_columns_and_refuses_incompatible_types(adapter) -> None:
