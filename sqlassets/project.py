@@ -60,6 +60,8 @@ class Project:
     profile_name: str | None
     target: str | None
     warehouse: Warehouse
+    #: dbt vars (`vars:` in sqlassets.yml, then `--vars`), passed to every dbt parse / compile / test
+    dbt_vars: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def has_dbt(self) -> bool:
@@ -94,7 +96,7 @@ def _as_paths(root: Path, value: Any, key: str, settings_path: Path) -> tuple[Pa
 
 # Every key sqlassets.yml may hold. An unknown key is an error, never ignored: a typo such as
 # `check_paths:` would otherwise silently turn a feature off. Add new settings here.
-SETTINGS_KEYS = frozenset({"sql_paths", "state_dir", "checks_paths", "warehouse", "checks",
+SETTINGS_KEYS = frozenset({"sql_paths", "state_dir", "checks_paths", "warehouse", "checks", "vars",
                            "openlineage", "schedules", "sensors", "freshness",  # these four: integrations
                            "state"})
 CHECKS_KEYS = frozenset({"default_severity", "dbt_tests", "engine", "suites"})
@@ -149,6 +151,8 @@ def _load_settings(root: Path) -> Settings:
         _reject_unknown(raw["checks"], CHECKS_KEYS, "key(s) under 'checks':", path)
     if raw.get("warehouse") is not None:
         _check_warehouse_block(raw["warehouse"], path)
+    if raw.get("vars") is not None and not isinstance(raw["vars"], dict):
+        raise ConfigError("'vars' must be a mapping of dbt vars, e.g. vars: {load_source_data: true}", path=str(path))
     sql_paths = _as_paths(root, raw.get("sql_paths"), "sql_paths", path)
     if "sql_paths" not in raw and (root / "sql").is_dir():
         sql_paths = ((root / "sql").resolve(),)
@@ -264,8 +268,12 @@ def _resolve_warehouse(root: Path, settings: Settings, profiles_dir: Path | None
     return Warehouse(type=wtype, database=database, schema=schema, path=path, options=output), target_name
 
 
-def load_project(directory: Path, *, profiles_dir: Path | None = None, target: str | None = None) -> Project:
-    """Discover a project in `directory`: dbt_project.yml and/or sqlassets.yml."""
+def load_project(directory: Path, *, profiles_dir: Path | None = None, target: str | None = None,
+                 dbt_vars: str | dict[str, Any] | None = None) -> Project:
+    """Discover a project in `directory`: dbt_project.yml and/or sqlassets.yml.
+
+    `dbt_vars`: dbt vars as `--vars` takes them (a YAML / JSON mapping), over sqlassets.yml's `vars:`.
+    """
     root = Path(directory).resolve()
     if not root.is_dir():
         raise ConfigError(f"project directory {directory} does not exist; pass --project DIR")
@@ -286,4 +294,22 @@ def load_project(directory: Path, *, profiles_dir: Path | None = None, target: s
     pdir = find_profiles_dir(root, profiles_dir)
     warehouse, target_name = _resolve_warehouse(root, settings, pdir, profile_name, target)
     return Project(root=root, name=name, dbt_config=dbt_config, settings=settings, profiles_dir=pdir,
-                   profile_name=profile_name, target=target_name, warehouse=warehouse)
+                   profile_name=profile_name, target=target_name, warehouse=warehouse,
+                   dbt_vars={**(settings.raw.get("vars") or {}), **_parse_vars(dbt_vars)})
+
+
+def _parse_vars(value: str | dict[str, Any] | None) -> dict[str, Any]:
+    """`--vars '{"load_source_data": true}'` (or `'load_source_data: true'`): a mapping, as dbt reads it."""
+    if value is None or isinstance(value, dict):
+        return dict(value or {})
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--vars is not YAML: {' '.join(str(exc).split())[:160]}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError("--vars must be a mapping, e.g. --vars '{\"load_source_data\": true}'")
+    return loaded

@@ -69,16 +69,18 @@ class LazyGroup(click.Group):
 @click.option("--profiles-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where profiles.yml is (default as dbt: DBT_PROFILES_DIR, the project dir, ~/.dbt).")
 @click.option("--target", default=None, help="dbt target (default: the profile's target).")
+@click.option("--vars", "dbt_vars", default=None, metavar="YAML",
+              help="dbt vars, as dbt's --vars takes them (over sqlassets.yml's `vars:`).")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.version_option(package_name="sqlassets")
 @click.pass_context
 def cli(ctx: click.Context, project_dir: Path | None, profiles_dir: Path | None, target: str | None,
-        debug: bool) -> None:
+        dbt_vars: str | None, debug: bool) -> None:
     """Software-defined assets for dbt projects and plain SQL files."""
     from sqlassets.cli.context import CliContext
 
     ctx.obj = CliContext(project_dir=project_dir or Path.cwd(), profiles_dir=profiles_dir, target=target,
-                         debug=debug)
+                         dbt_vars=dbt_vars, debug=debug)
 
 
 SELECTOR_OPTIONS = ("--select", "-s", "--exclude")
@@ -129,7 +131,7 @@ def _exit_without_teardown() -> None:
     os._exit(0)
 
 
-GLOBAL_OPTIONS = ("--project", "--profiles-dir", "--target")  # each takes one value
+GLOBAL_OPTIONS = ("--project", "--profiles-dir", "--target", "--vars")  # each takes one value
 GLOBAL_FLAGS = ("--debug",)
 
 

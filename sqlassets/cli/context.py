@@ -16,6 +16,7 @@ class CliContext:
     project_dir: Path
     profiles_dir: Path | None = None
     target: str | None = None
+    dbt_vars: str | None = None
     debug: bool = False
     _project: Project | None = field(default=None, repr=False)
     _graph: AssetGraph | None = field(default=None, repr=False)
@@ -25,7 +26,8 @@ class CliContext:
         if self._project is None:
             from sqlassets.project import load_project
 
-            self._project = load_project(self.project_dir, profiles_dir=self.profiles_dir, target=self.target)
+            self._project = load_project(self.project_dir, profiles_dir=self.profiles_dir, target=self.target,
+                                         dbt_vars=self.dbt_vars)
         return self._project
 
     @property

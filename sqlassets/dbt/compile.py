@@ -122,7 +122,7 @@ def cache_key(project: Project, graph: AssetGraph, asset: Asset, files_digest: s
     parents = sorted((d, relations[d]) for d in asset.deps if d in relations)
     payload = (
         _KEY_VERSION, dbt_version, asset.unique_id, asset.raw_sql, str(asset.relation), asset.config, parents,
-        project.target, DBT_VARS, (project.warehouse.type, project.warehouse.database, project.warehouse.schema),
+        project.target, DBT_VARS, project.dbt_vars, (project.warehouse.type, project.warehouse.database, project.warehouse.schema),
         files_digest, catalog if may_introspect(asset.raw_sql) else "",
     )
     data = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)

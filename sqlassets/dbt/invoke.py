@@ -97,6 +97,22 @@ def _compile_each_node_on_its_own() -> Iterator[None]:
                 setattr(CompileTask, name, value)
 
 
+def with_user_vars(project: Project, args: list[str]) -> list[str]:
+    """`args` with the project's dbt vars merged into its `--vars` (sqlassets' own vars, the window
+    sentinels, win), or added: every parse, compile and test sees the same vars, as `dbt --vars` would."""
+    if not project.dbt_vars:
+        return list(args)
+    import json
+
+    out = list(args)
+    if "--vars" in out:
+        i = out.index("--vars") + 1
+        out[i] = json.dumps({**project.dbt_vars, **json.loads(out[i])}, sort_keys=True, default=str)
+    else:
+        out += ["--vars", json.dumps(project.dbt_vars, sort_keys=True, default=str)]
+    return out
+
+
 def invoke(project: Project, command: str, args: list[str], *, profiles_dir: Path, log_dir: Path,
            what: str, per_node: bool = False) -> Any:
     """Run `dbt <command>` on the project; return dbt's result or raise a one-line ConfigError.
@@ -109,7 +125,7 @@ def invoke(project: Project, command: str, args: list[str], *, profiles_dir: Pat
     from dbt.cli.main import dbtRunner
 
     argv = [command, "--project-dir", str(project.root), "--profiles-dir", str(profiles_dir),
-            "--log-path", str(log_dir), *QUIET_FLAGS, *args]
+            "--log-path", str(log_dir), *QUIET_FLAGS, *with_user_vars(project, args)]
     if project.profile_name:
         argv += ["--profile", project.profile_name]
     if project.target:

@@ -80,7 +80,20 @@ def _manifest_is_fresh(project: Project, path: Path) -> bool:
             return True
         if recorded.get("manifest_mtime") == path.stat().st_mtime and recorded.get("target") != project.target:
             return False
+    if stamp.exists():
+        # ... and one parsed with other vars (they may enable or disable whole folders, as jaffle-shop's seeds)
+        try:
+            recorded = orjson.loads(stamp.read_bytes())
+        except orjson.JSONDecodeError:
+            return True
+        if recorded.get("manifest_mtime") == path.stat().st_mtime and recorded.get("vars", {}) != _vars_plain(project):
+            return False
     return True
+
+
+def _vars_plain(project: Project) -> Any:
+    return orjson.loads(orjson.dumps(project.dbt_vars, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
+                                     default=str))
 
 
 def _write_fallback_profile(project: Project, pdir: Path) -> None:
@@ -121,7 +134,7 @@ def run_dbt_parse(project: Project) -> Path:
     path = manifest_path(project)
     project.state_dir.mkdir(parents=True, exist_ok=True)
     _stamp_path(project).write_bytes(
-        orjson.dumps({"target": project.target, "manifest_mtime": path.stat().st_mtime})
+        orjson.dumps({"target": project.target, "manifest_mtime": path.stat().st_mtime, "vars": _vars_plain(project)})
     )
     return path
 

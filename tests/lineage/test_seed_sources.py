@@ -17,8 +17,10 @@ import duckdb
 import pytest
 from conftest import load, write_project
 
+from sqlassets.errors import ConfigError
 from sqlassets.lineage.build import build_lineage
 from sqlassets.lineage.stats import collect
+from sqlassets.loaders import load_graph
 from sqlassets.project import load_project
 
 FILES = {
@@ -34,7 +36,7 @@ seeds:
       raw_customers:
         +column_types: {id: integer}
     unloaded:
-      +enabled: false
+      +enabled: "{{ var('load_orders', false) }}"
 """,
     "profiles.yml": "seedsrc:\n  target: dev\n  outputs:\n    dev: {type: duckdb, path: wh.duckdb, threads: 1}\n",
     # jaffle-shop's own macro: seeds go to the schema they name, models to the target schema
@@ -67,8 +69,9 @@ renamed as (select id as order_id, customer as customer_id, order_total from sou
 select * from renamed
 """,
 }
-# raw_orders' seed is disabled: its data arrives some other way (jaffle-shop: jafgen, a loader)
-RAW_ORDERS = "create schema raw; create table raw.raw_orders as select 1 as id, 1 as customer, 12 as order_total;"
+# raw_orders' seed is disabled unless a var enables it (jaffle-shop: `load_source_data`); without it the
+# data arrives some other way (jafgen, a loader)
+RAW_ORDERS = "create schema raw; create table raw.raw_orders as select 7 as id, 7 as customer, 70 as order_total;"
 
 
 @pytest.fixture(scope="module")
@@ -86,9 +89,26 @@ def test_a_seed_loads_the_source_over_its_table(project: Path) -> None:
     assert off.deps == () and [c.name for c in off.columns] == ["id", "customer", "order_total"]
     assert "seed 'raw_orders', disabled" in off.config["columns_from"]
     assert "raw_orders" not in graph
+    assert graph.built_parents("stg_orders") == ()
     # SQL naming the table reads the source (which waits for the seed), not the seed
     assert graph.by_relation("raw.raw_customers").key == "ecom.raw_customers"
     assert graph.built_parents("stg_customers") == ("raw_customers",)
+
+
+def test_vars_enable_a_seed_as_dbt_vars_do(project: Path) -> None:
+    """`--vars` reaches dbt's parse (a var enables a seed folder); changing them parses again."""
+    on = load_graph(load_project(project, dbt_vars='{"load_orders": true}'))
+    assert on["ecom.raw_orders"].deps == ("raw_orders",) and on["raw_orders"].kind == "seed"
+    assert on.built_parents("stg_orders") == ("raw_orders",)
+    off = load(project)  # the vars changed back: the manifest parsed with them is not reused
+    assert "raw_orders" not in off and off["ecom.raw_orders"].deps == ()
+    (project / "sqlassets.yml").write_text("vars: {load_orders: true}\n")
+    try:
+        assert "raw_orders" in load(project)  # sqlassets.yml `vars:` works the same
+        with pytest.raises(ConfigError, match="--vars must be a mapping"):
+            load_project(project, dbt_vars="[1, 2]")
+    finally:
+        (project / "sqlassets.yml").unlink()
 
 
 def test_staging_columns_resolve_against_the_seed_header(project: Path) -> None:
@@ -109,7 +129,8 @@ def test_staging_columns_resolve_against_the_seed_header(project: Path) -> None:
 def test_materialize_loads_the_seed_before_the_models_reading_its_source(project: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "SQLASSETS_DEBUG"}
     out = subprocess.run([sys.executable, "-m", "sqlassets", "--project", str(project), "materialize", "-q",
-                          "-j", "2"], capture_output=True, text=True, timeout=600, env=env)
+                          "-j", "2", "--vars", '{"load_orders": true}'], capture_output=True, text=True, timeout=600,
+                         env=env)
     assert out.returncode == 0, out.stdout + out.stderr
     con = duckdb.connect(str(project / "wh.duckdb"), read_only=True)
     try:
@@ -117,4 +138,4 @@ def test_materialize_loads_the_seed_before_the_models_reading_its_source(project
         orders = con.execute("select order_id, customer_id, order_total from stg_orders").fetchall()
     finally:
         con.close()
-    assert rows == [(1, "Ann"), (2, "Bob")] and orders == [(1, 1, 12)]
+    assert rows == [(1, "Ann"), (2, "Bob")] and orders == [(1, 1, 12)]  # both seeds loaded first
