@@ -71,6 +71,27 @@ def dbt_lock(project: Project) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def _empty_warehouse_offline() -> Iterator[None]:
+    """Offline (`--no-introspect`), `adapter.list_relations` answers "no tables" instead of failing.
+
+    `is_incremental()` looks its own table up (`adapter.get_relation`) before it asks whether this is a
+    full refresh, so on a warehouse nobody can reach every incremental model failed to compile although
+    sqlassets compiles with `--full-refresh`, where the answer is False whatever exists. An unreachable
+    warehouse is compiled as an empty one: existence checks say "not there" (the full-refresh branch);
+    macros that need columns or rows (`dbt_utils.star`, `get_column_values`, date spines) still fail
+    and are reported as needing a live warehouse. Restored on exit.
+    """
+    from dbt.adapters.base.impl import BaseAdapter
+
+    saved = BaseAdapter.__dict__["list_relations"]
+    BaseAdapter.list_relations = lambda self, database, schema: []  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        BaseAdapter.list_relations = saved  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
 def _compile_each_node_on_its_own() -> Iterator[None]:
     """dbt's compile task stops at the first failing node and skips its children; make it go on.
 
@@ -130,7 +151,9 @@ def invoke(project: Project, command: str, args: list[str], *, profiles_dir: Pat
         argv += ["--profile", project.profile_name]
     if project.target:
         argv += ["--target", project.target]
-    with _compile_each_node_on_its_own() if per_node else contextlib.nullcontext():
+    offline = per_node and "--no-introspect" in args
+    with _compile_each_node_on_its_own() if per_node else contextlib.nullcontext(), \
+            _empty_warehouse_offline() if offline else contextlib.nullcontext():
         try:
             result = dbtRunner().invoke(argv)
         finally:

@@ -108,7 +108,29 @@ def collect_sql(project: Project | None, graph: AssetGraph, *, use_cache: bool =
     for key in need_compile:
         if key not in result.sql:
             missing[key] = result.failed.get(key, "dbt compile returned no SQL for it")
+    _name_the_macros(project, graph, missing)
     return sql, missing
+
+
+_GENERIC = "a macro runs a query while compiling"
+
+
+def _name_the_macros(project: Project, graph: AssetGraph, missing: dict[str, str]) -> None:
+    """"needs a live warehouse" reasons name the macro that queries (from the manifest's macro calls)."""
+    keys = [k for k, why in missing.items() if _GENERIC in why and graph[k].unique_id]
+    if not keys:
+        return
+    from sqlassets.dbt.loader import load_manifest
+    from sqlassets.dbt.macros import MacroIndex
+
+    try:
+        index = MacroIndex(load_manifest(project, parse=False))
+    except UserError:
+        return
+    for key in keys:
+        why = index.why(graph[key].unique_id or "")
+        if why:
+            missing[key] = missing[key].replace(_GENERIC, f"{_GENERIC} ({why})", 1)
 
 
 def resolve_asset(key: str, kind: str, sql: str, dialect: str, tables: dict[str, Sequence[str] | None],
