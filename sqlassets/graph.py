@@ -203,8 +203,9 @@ def relation_identity(asset: Asset) -> tuple[str | None, str | None, str] | None
 def check_relations(assets: Iterable[Asset]) -> None:
     """Two assets naming one table means one overwrites the other (or a source): a load error.
 
-    A missing database on one side (raw SQL on the default catalog) matches any database. A source
-    that depends on the seed naming its table is no clash: the seed loads it (the dbt loader links them).
+    A missing database on one side (raw SQL on the default catalog) matches any database. A source over
+    the table a dbt seed / model / snapshot of the project writes is no clash: that node loads it (the dbt
+    loader links them, `config.written_by`).
     """
     by_name: dict[tuple[str | None, str], list[tuple[str | None, Asset]]] = {}
     for asset in assets:
@@ -225,17 +226,18 @@ def check_relations(assets: Iterable[Asset]) -> None:
 
 
 def _loads(writer: Asset, source: Asset) -> bool:
-    """`writer` is the seed that loads `source`'s table (the source lists it as its dependency)."""
-    return writer.kind == "seed" and source.kind == "source" and writer.key in source.deps
+    """`writer` is the dbt seed / model / snapshot that builds `source`'s table (see the dbt loader)."""
+    return source.kind == "source" and writer.kind in ("seed", "model", "snapshot") and \
+        (source.config or {}).get("written_by") == writer.key
 
 
 def index_pairs(assets: Iterable[Asset]) -> Iterator[tuple[Relation | None, str]]:
-    """(relation, key) of every asset for `relation_index`, but the source, not the seed, for a table a
-    seed loads: SQL reading that table reads the source (`source()`), which depends on the seed."""
+    """(relation, key) of every asset for `relation_index`, but the source, not its writer, for a table a
+    source is declared over: SQL reading that table reads the source (`source()`), which depends on it."""
     assets = list(assets)
-    loading = {d for a in assets if a.kind == "source" for d in a.deps}
+    writers = {(a.config or {}).get("written_by") for a in assets if a.kind == "source"}
     for a in assets:
-        if not (a.kind == "seed" and a.key in loading):
+        if not (a.kind != "source" and a.key in writers):
             yield a.relation, a.key
 
 

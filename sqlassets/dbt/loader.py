@@ -6,9 +6,9 @@ itself is imported only on that slow path.
 
 Models, seeds and snapshots become assets; sources become external assets; ephemeral models are not
 assets (they have no relation) and their dependents are linked through to their real parents;
-disabled nodes are left out (dbt keeps them outside `nodes`). A source declared over the table a seed
-of the project loads (the tutorial pattern: seeds as raw data, read through `source()`) depends on that
-seed and has its columns: the CSV header says what the table holds (see `_sources_loaded_by_seeds`).
+disabled nodes are left out (dbt keeps them outside `nodes`). A source declared over a table the project
+builds (seeds as raw data read through `source()`; a model's table declared as a source) depends on what
+writes it and has its columns (see `_sources_written_by_the_project`).
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from sqlassets.project import Project
 
 SUPPORTED_SCHEMA_VERSIONS = (10, 11, 12)
 ASSET_RESOURCE_TYPES = ("model", "seed", "snapshot")
+# Nodes that write a table a source of the same project may be declared over.
+WRITER_KINDS = ("seed", "model", "snapshot")
 
 # dbt adapter type -> sqlglot dialect
 DIALECTS = {
@@ -380,17 +382,21 @@ def assets_from_manifest(manifest: dict[str, Any], root: Path, dialect: str | No
                         "freshness": s.get("freshness") or config.get("freshness")},
             )
         )
-    return _sources_loaded_by_seeds(assets, manifest, root, dialect)
+    return _sources_written_by_the_project(assets, manifest, root, dialect)
 
 
-def _sources_loaded_by_seeds(assets: list[Asset], manifest: dict[str, Any], root: Path, dialect: str) -> list[Asset]:
-    """Sources whose relation a seed of the project writes: the seed loads them.
+def _sources_written_by_the_project(assets: list[Asset], manifest: dict[str, Any], root: Path,
+                                   dialect: str) -> list[Asset]:
+    """Sources whose relation a seed, model or snapshot of the project writes: that node loads them.
 
-    Such a source depends on the seed (so a build loads the seed before the models that read the source)
-    and, when its YAML declares no columns, takes the seed's: the CSV header with `column_types`. That is
-    declared evidence, not a guess: the project itself says what the table holds. A *disabled* seed on
-    the relation (jaffle-shop enables its raw-data seeds with a var) still declares the columns the table
-    has when the project loads it, so its header is used too, without the dependency.
+    dbt accepts a source declared over a table the project builds itself (jaffle-shop's raw data as
+    seeds; mattermost's `util.dates` source over its `dates` model). Such a source depends on its writer
+    (so a build runs the writer before the models reading the source; `config.written_by` names it) and,
+    when its YAML declares no columns, has the writer's: a seed's CSV header with `column_types` here
+    (declared evidence: the project itself says what the table holds), a model's resolved SQL columns in
+    lineage. A *disabled* seed on the relation (jaffle-shop enables its raw-data seeds with a var) still
+    declares the columns the table has when the project loads it, so its header is used, without the
+    dependency. Raw SQL files writing a source's table stay an error (`graph.check_relations`).
     """
     from sqlassets.graph import relation_identity
 
@@ -400,7 +406,7 @@ def _sources_loaded_by_seeds(assets: list[Asset], manifest: dict[str, Any], root
 
     writers: dict[tuple[str, str], list[tuple[str | None, Asset, bool]]] = {}
     for a in assets:
-        if a.kind == "seed" and (i := ident(a)) is not None:
+        if a.kind in WRITER_KINDS and (i := ident(a)) is not None:
             writers.setdefault((i[1], i[2]), []).append((i[0], a, True))
     for entries in (manifest.get("disabled") or {}).values():
         for n in entries if isinstance(entries, list) else ():
@@ -414,24 +420,42 @@ def _sources_loaded_by_seeds(assets: list[Asset], manifest: dict[str, Any], root
                 writers.setdefault((i[1], i[2]), []).append((i[0], seed, False))
     if not writers:
         return assets
+    by_key = {a.key: a for a in assets}
+
+    def reads(start: str, target: str) -> bool:
+        """Does `start` (transitively) depend on `target`? A writer reading its own source: no dependency."""
+        seen, todo = set(), [start]
+        while todo:
+            k = todo.pop()
+            if k == target:
+                return True
+            if k not in seen and k in by_key:
+                seen.add(k)
+                todo.extend(by_key[k].deps)
+        return False
+
     out = []
     for a in assets:
         i = ident(a) if a.kind == "source" else None
-        found = [] if i is None else [(s, enabled) for db, s, enabled in writers.get((i[1], i[2]), ())
+        found = [] if i is None else [(w, enabled) for db, w, enabled in writers.get((i[1], i[2]), ())
                                       if db is None or i[0] is None or db == i[0]]
-        # an enabled seed wins over a disabled one; two enabled seeds on one table clash in the graph anyway
-        found.sort(key=lambda f: not f[1])
+        found.sort(key=lambda f: not f[1])  # an enabled writer wins; two enabled ones clash in the graph anyway
         if not found:
             out.append(a)
             continue
-        seed, enabled = found[0]
+        writer, enabled = found[0]
         changes: dict[str, Any] = {}
+        config = dict(a.config)
         if enabled:
-            changes["deps"] = tuple(dict.fromkeys((*a.deps, seed.key)))
-        if not a.columns:
-            changes["columns"] = seed.columns
-            how = f"seed '{seed.key}'" if enabled else f"seed '{seed.key}', disabled"
-            changes["config"] = {**a.config, "columns_from": f"the header of {seed.path} ({how})"}
+            config["written_by"] = writer.key
+            if not reads(writer.key, a.key):
+                changes["deps"] = tuple(dict.fromkeys((*a.deps, writer.key)))
+        if not a.columns and writer.kind == "seed":
+            changes["columns"] = writer.columns
+            how = f"seed '{writer.key}'" if enabled else f"seed '{writer.key}', disabled"
+            config["columns_from"] = f"the header of {writer.path} ({how})"
+        if config != a.config:
+            changes["config"] = config
         out.append(dataclasses.replace(a, **changes) if changes else a)
     return out
 

@@ -192,13 +192,20 @@ def _fallback_columns(asset: Asset, catalog: dict[str, tuple[str, ...]]) -> tupl
     return None, "unknown"
 
 
-def _loaded_by_seed(graph: AssetGraph, asset: Asset) -> tuple[tuple[str, str, str, str], ...]:
-    """Copy edges seed.col -> source.col for a source declared over the table a seed loads."""
-    if asset.kind != "source":
-        return ()
-    seeds = [graph[d] for d in asset.deps if d in graph and graph[d].kind == "seed"]
-    cols = declared_columns(asset) or ()
-    return tuple((c, s.key, c, "copy") for s in seeds for c in (declared_columns(s) or ()) if c in cols)
+def _written_by(graph: AssetGraph, asset: Asset, registry: SchemaRegistry
+                ) -> tuple[tuple[str, ...] | None, tuple[tuple[str, str, str, str], ...]]:
+    """A source declared over the table a seed / model of the project writes (`config.written_by`):
+    (its columns when its YAML declares none: the writer's, from the CSV header or the model's SQL;
+    copy edges writer.col -> source.col)."""
+    writer = (asset.config or {}).get("written_by") if asset.kind == "source" else None
+    if not writer or writer not in graph:
+        return None, ()
+    theirs = registry.get(writer)
+    if theirs is None:
+        return None, ()
+    mine = declared_columns(asset)
+    cols = mine if mine is not None else theirs
+    return (None if mine is not None else theirs), tuple((c, writer, c, "copy") for c in cols if c in theirs)
 
 
 def build_lineage(project: Project | None, graph: AssetGraph, *, use_cache: bool = True,
@@ -247,12 +254,14 @@ def _build_lineage(project: Project | None, graph: AssetGraph, *, use_cache: boo
         workers = 1
     pool = None
 
-    def finish(asset: Asset, rec: AssetLineage) -> None:
+    def finish(asset: Asset, rec: AssetLineage, from_writer: tuple[str, ...] | None = None) -> None:
         records[asset.key] = rec
         if rec.origin == "sql" and "*" not in rec.unresolved:
             registry.set(asset.key, rec.columns)
             return
         cols, origin = _fallback_columns(asset, catalog)
+        if cols is None and from_writer is not None:
+            cols, origin = from_writer, "declared"
         if rec.origin == "sql" and cols is not None:
             # `select *` over unknown columns: the declared / catalog list stands in for the rest.
             extra = tuple(c for c in cols if c not in rec.columns)
@@ -275,9 +284,9 @@ def _build_lineage(project: Project | None, graph: AssetGraph, *, use_cache: boo
                 asset = graph[key]
                 if key not in sql:
                     reason = missing.get(key)
-                    rec = AssetLineage(key, (), _loaded_by_seed(graph, asset),
-                                       unresolved={"*": reason} if reason else {}, origin="declared")
-                    finish(asset, rec)
+                    from_writer, edges = _written_by(graph, asset, registry)
+                    rec = AssetLineage(key, (), edges, unresolved={"*": reason} if reason else {}, origin="declared")
+                    finish(asset, rec, from_writer)
                     continue
                 tables = registry.tables_for(asset)
                 fp = fingerprint(sql[key], asset.dialect, {d: registry.fingerprint(d) for d in asset.deps})

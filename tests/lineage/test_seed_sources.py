@@ -1,9 +1,10 @@
-"""Sources declared over the tables the project's own seeds load (mirrors dbt-labs/jaffle-shop).
+"""Sources declared over tables the project itself writes (mirrors dbt-labs/jaffle-shop, mattermost).
 
 jaffle-shop loads its raw data with seeds (`seeds/jaffle-data/raw_*.csv`, schema `raw`, enabled by a
 var) and reads it through `source('ecom', 'raw_customers')`, which declares no columns. dbt accepts a
 seed and a source on one table; the seed's CSV header is the project's own declaration of the table's
-columns. Real `dbt parse`, real DuckDB; nothing mocked.
+columns. mattermost-data-warehouse (transform/snowflake-dbt) declares `source('util', 'dates')` over the
+table its own `dates` model builds. Real `dbt parse`, real DuckDB; nothing mocked.
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ sources:
     tables:
       - name: raw_customers
       - name: raw_orders
+  - name: util
+    schema: main
+    tables:
+      - name: calendar
 """,
     "models/staging/stg_customers.sql": """
 with source as (select * from {{ source('ecom', 'raw_customers') }}),
@@ -67,6 +72,15 @@ select * from renamed
 with source as (select * from {{ source('ecom', 'raw_orders') }}),
 renamed as (select id as order_id, customer as customer_id, order_total from source)
 select * from renamed
+""",
+    "models/marts/calendar.sql": """
+select cast(d as date) as day, dayofweek(d) as dow
+from range(date '2024-01-01', date '2024-01-04', interval 1 day) t(d)
+""",
+    "models/marts/orders_by_day.sql": """
+select c.day, count(o.order_id) as orders
+from {{ source('util', 'calendar') }} c left join {{ ref('stg_orders') }} o on true
+group by 1
 """,
 }
 # raw_orders' seed is disabled unless a var enables it (jaffle-shop: `load_source_data`); without it the
@@ -93,6 +107,18 @@ def test_a_seed_loads_the_source_over_its_table(project: Path) -> None:
     # SQL naming the table reads the source (which waits for the seed), not the seed
     assert graph.by_relation("raw.raw_customers").key == "ecom.raw_customers"
     assert graph.built_parents("stg_customers") == ("raw_customers",)
+
+
+def test_a_source_over_a_models_table_reads_that_model(project: Path) -> None:
+    graph = load(project)
+    src = graph["util.calendar"]
+    assert src.deps == ("calendar",) and src.config["written_by"] == "calendar" and src.columns == ()
+    assert sorted(graph.built_parents("orders_by_day")) == ["calendar", "stg_orders"]
+    cg = build_lineage(load_project(project), graph).columns
+    assert [cg.info[i].column for i in cg.asset_columns["util.calendar"]] == ["day", "dow"]  # the model's SQL
+    up = [(r.column, r.edge) for r in cg.walk(cg.resolve("orders_by_day.day"), "upstream", filters=False)]
+    assert up == [("util.calendar.day", "copy"), ("calendar.day", "copy")]
+    assert cg.info[cg.resolve("orders_by_day.day")].status == "resolved"
 
 
 def test_vars_enable_a_seed_as_dbt_vars_do(project: Path) -> None:
@@ -136,6 +162,8 @@ def test_materialize_loads_the_seed_before_the_models_reading_its_source(project
     try:
         rows = con.execute("select customer_id, customer_name from stg_customers order by 1").fetchall()
         orders = con.execute("select order_id, customer_id, order_total from stg_orders").fetchall()
+        by_day = con.execute("select count(*) from orders_by_day").fetchone()
     finally:
         con.close()
     assert rows == [(1, "Ann"), (2, "Bob")] and orders == [(1, 1, 12)]  # both seeds loaded first
+    assert by_day == (3,)  # the model behind the source was built first
