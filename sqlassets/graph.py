@@ -205,7 +205,7 @@ def check_relations(assets: Iterable[Asset]) -> None:
 
     A missing database on one side (raw SQL on the default catalog) matches any database. A source over
     the table a dbt seed / model / snapshot of the project writes is no clash: that node loads it (the dbt
-    loader links them, `config.written_by`).
+    loader links them, `config.written_by`); nor are two sources (or external tables) naming one table.
     """
     by_name: dict[tuple[str | None, str], list[tuple[str | None, Asset]]] = {}
     for asset in assets:
@@ -215,8 +215,8 @@ def check_relations(assets: Iterable[Asset]) -> None:
         db, sch, name = ident
         for other_db, other in by_name.get((sch, name), ()):
             if db is None or other_db is None or db == other_db:
-                if _loads(other, asset) or _loads(asset, other):
-                    continue
+                if _loads(other, asset) or _loads(asset, other) or (asset.is_external and other.is_external):
+                    continue  # two sources over one table write nothing (dbt accepts them)
                 first, second = sorted((other, asset), key=lambda a: (a.is_external, a.key))
                 raise GraphError(
                     f"assets '{first.key}' ({first.path or first.kind}) and '{second.key}' "

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlassets.errors import UserError
-from sqlassets.graph import AssetGraph, lookup_relation
+from sqlassets.graph import AssetGraph, index_pairs, lookup_relation, relation_index
 from sqlassets.lineage import snapshot
 from sqlassets.lineage.cache import LineageCache, fingerprint
 from sqlassets.lineage.graph import ColumnGraph
@@ -134,12 +134,19 @@ def _name_the_macros(project: Project, graph: AssetGraph, missing: dict[str, str
 
 
 def resolve_asset(key: str, kind: str, sql: str, dialect: str, tables: dict[str, Sequence[str] | None],
-                  index: dict[str, str]) -> AssetLineage:
-    """One asset's lineage record; every failure becomes a reason on the record, never an exception."""
+                  index: dict[str, str], local: dict[str, str] | None = None) -> AssetLineage:
+    """One asset's lineage record; every failure becomes a reason on the record, never an exception.
+
+    `local`: the relation index of the asset's own dependencies, looked up first: two sources declared
+    over one table make its name ambiguous project-wide, but not among the ones this model reads.
+    """
     from sqlassets.lineage.resolve import ResolveError, resolve_query
 
+    def lookup(parts: tuple[str, ...]) -> str | None:
+        return (lookup_relation(local, parts) if local else None) or lookup_relation(index, parts)
+
     try:
-        q = resolve_query(sql, dialect, tables, lambda parts: lookup_relation(index, parts))
+        q = resolve_query(sql, dialect, tables, lookup)
     except ResolveError as exc:
         return AssetLineage(key, (), unresolved={"*": str(exc)}, origin="unknown")
     except RecursionError:
@@ -168,7 +175,7 @@ def resolve_asset(key: str, kind: str, sql: str, dialect: str, tables: dict[str,
 
 def _run_chunk(tasks: list[tuple]) -> list[tuple]:
     """Worker entry point: the relation index was inherited through fork."""
-    return [resolve_asset(*t, _INDEX).to_plain() for t in tasks]
+    return [resolve_asset(*t[:5], _INDEX, t[5]).to_plain() for t in tasks]
 
 
 def _levels(graph: AssetGraph, keys: Sequence[str]) -> list[list[str]]:
@@ -295,7 +302,8 @@ def _build_lineage(project: Project | None, graph: AssetGraph, *, use_cache: boo
                     stats.from_cache += 1
                     finish(asset, hit)
                     continue
-                todo.append((asset, fp, (key, asset.kind, sql[key], asset.dialect, tables)))
+                local = relation_index(index_pairs(graph[d] for d in asset.deps if d in graph)) if asset.deps else None
+                todo.append((asset, fp, (key, asset.kind, sql[key], asset.dialect, tables, local)))
             if not todo:
                 continue
             stats.computed += len(todo)
@@ -319,7 +327,7 @@ def _build_lineage(project: Project | None, graph: AssetGraph, *, use_cache: boo
                     finish(asset, rec)
             else:
                 for asset, fp, task in todo:
-                    rec = resolve_asset(*task, index)
+                    rec = resolve_asset(*task[:5], index, task[5])
                     cache.put(asset.key, fp, AssetLineage.from_plain(rec.to_plain()))
                     finish(asset, rec)
     finally:
