@@ -55,3 +55,24 @@ def test_missing_database_matches_any_and_other_schemas_do_not_clash() -> None:
 
 def test_ephemeral_models_own_no_relation() -> None:
     AssetGraph([_asset("a", (None, "main", "t"), materialization="ephemeral"), _asset("b", (None, "main", "t"))])
+
+
+def test_two_sources_over_one_table_are_no_clash_and_a_model_reads_its_own() -> None:
+    """mattermost's snowflake-dbt declares raw.portal_prod.identifies twice (two source groups): dbt accepts
+    it, nothing writes it; a model's reference resolves to the source it depends on."""
+    from sqlassets.lineage.build import build_lineage
+    from sqlassets.model import Column
+
+    rel = ("RAW", "PORTAL_PROD", "IDENTIFIES")
+    graph = AssetGraph([
+        Asset("portal_prod.identifies", "source", Relation(*rel), "external", dialect="snowflake",
+              columns=(Column("ID"), Column("USER_ID"))),
+        Asset("raw.identifies", "source", Relation(*rel), "external", dialect="snowflake"),
+        Asset("m", "model", Relation("ANALYTICS", "DBT", "M"), "view", deps=("portal_prod.identifies",),
+              dialect="snowflake", compiled_sql="select id, user_id as uid from RAW.PORTAL_PROD.IDENTIFIES"),
+    ])
+    cg = build_lineage(None, graph, use_cache=False).columns
+    assert [r.column for r in cg.walk(cg.resolve("m.uid"), "upstream")] == ["portal_prod.identifies.user_id"]
+    assert cg.info[cg.resolve("m.uid")].status == "resolved"
+    with pytest.raises(GraphError):  # a table two assets *write* still clashes
+        AssetGraph([_asset("a", rel, dialect="snowflake"), _asset("b", rel, dialect="snowflake")])
