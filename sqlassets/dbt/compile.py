@@ -53,7 +53,7 @@ COMPILED_KINDS = ("model", "snapshot")
 #: project: each `path:` selector costs dbt a pass over every node (~65 ms on 5,000 models, measured as
 #: 370 s for 5,000 selectors), about what compiling ten models costs
 _SELECT_ALL_FROM = 40
-_KEY_VERSION = 2
+_KEY_VERSION = 3  # 3: offline compiles answer existence checks (is_incremental models compile)
 # Jinja calls that never query the warehouse; any other macro call may (dbt_utils.star, run_query, ...).
 _PURE_CALLS = frozenset({
     "ref", "source", "config", "var", "env_var", "is_incremental", "this", "return", "log", "print",
