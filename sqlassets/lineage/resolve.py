@@ -301,6 +301,9 @@ class _Walker:
             if src is None:
                 return None, why, None
         if isinstance(src, self.exp.Table):
+            unpivot = self._unpivot(scope, src, name)
+            if unpivot is not None:
+                return unpivot[0], unpivot[1], note
             return self._table_column(src, name, note)
         if src.is_udtf:
             lin, reason = self._udtf(src, name)
@@ -424,6 +427,59 @@ class _Walker:
         if src.is_udtf:
             return None
         return self.star_table(src, depth + 1)
+
+    def _unpivot(self, scope, src, name: str):
+        """A column of `T UNPIVOT (value FOR name_col IN (a, b))`: (inputs, reason), or None without UNPIVOT.
+
+        `value` is a copy of each IN column (one per output row); `name_col` holds the IN columns' names
+        (constants: no input); any other column passes through from T (a table or a CTE).
+        """
+        exp = self.exp
+        pivots = [p for p in src.args.get("pivots") or () if p.args.get("unpivot")]
+        if len(pivots) != 1 or len(pivots[0].args.get("fields") or ()) != 1:
+            return None
+        pivot = pivots[0]
+        field = pivot.args["fields"][0]
+        if not isinstance(field, exp.In):
+            return None
+        values = {e.name.lower() for e in pivot.expressions}
+        sources = [c.name for c in field.expressions if isinstance(c, exp.Column)]
+        if len(sources) != len(field.expressions):
+            return None
+        target = name.lower()
+        if target == field.this.name.lower():
+            return {}, None
+        cte = None
+        if src.name not in self.slots:  # a CTE read as a table
+            s = scope
+            while s is not None and cte is None:
+                cand = s.cte_sources.get(src.name) or s.sources.get(src.name)
+                cte = cand if isinstance(cand, self.Scope) else None
+                s = s.parent
+            if cte is None:
+                return None
+
+        def one(col: str):
+            if cte is None:
+                return self._table_column(exp.Table(this=exp.to_identifier(src.name)), col, None)[:2]
+            lin = self.scope_lin(cte)
+            idx = lin.by_name.get(col)
+            if idx is None:
+                return None, f"'{src.name}' has no column '{col}'"
+            return lin.cols[idx], lin.unresolved.get(idx)
+
+        if target in values:
+            inputs: dict[Base, str] = {}
+            reason = None
+            for col in sources:
+                lin, why = one(col)
+                reason = reason or why
+                for b, k in (lin or {}).items():
+                    inputs[b] = merge(inputs.get(b), k)
+            return inputs, reason
+        if target in {c.lower() for c in sources}:
+            return None, f"'{name}' is unpivoted into '{next(iter(values))}'; it is not a column of the result"
+        return one(name)
 
     def _table_column(self, src, name: str, note: str | None):
         if not isinstance(src.this, self.exp.Identifier):
