@@ -22,7 +22,7 @@ from pathlib import Path
 from sqlassets.lineage.result import AssetLineage
 
 #: bump when resolution logic changes what it returns for the same input
-RESOLVER_VERSION = "lineage-6"
+RESOLVER_VERSION = "lineage-7"
 _FORMAT = 1
 
 
