@@ -72,7 +72,7 @@ def dbt_lock(project: Project) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _empty_warehouse_offline() -> Iterator[None]:
-    """Offline (`--no-introspect`), `adapter.list_relations` answers "no tables" instead of failing.
+    """Offline (`--no-introspect`) model compiles: `adapter.list_relations` answers "no tables", not an error.
 
     `is_incremental()` looks its own table up (`adapter.get_relation`) before it asks whether this is a
     full refresh, so on a warehouse nobody can reach every incremental model failed to compile although
@@ -151,7 +151,8 @@ def invoke(project: Project, command: str, args: list[str], *, profiles_dir: Pat
         argv += ["--profile", project.profile_name]
     if project.target:
         argv += ["--target", project.target]
-    offline = per_node and "--no-introspect" in args
+    # the models' compile (`--full-refresh`: is_incremental() is False whatever exists), offline
+    offline = per_node and "--no-introspect" in args and "--full-refresh" in args
     with _compile_each_node_on_its_own() if per_node else contextlib.nullcontext(), \
             _empty_warehouse_offline() if offline else contextlib.nullcontext():
         try:
