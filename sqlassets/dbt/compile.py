@@ -134,7 +134,7 @@ def compile_inputs(project: Project, graph: AssetGraph) -> tuple:
     assets and these are unchanged compiles to the same SQL (the lineage snapshot is keyed by them)."""
     wh = project.warehouse
     return (_KEY_VERSION, _dbt_version(), _files_digest(project, graph), catalog_fingerprint(project),
-            project.target, DBT_VARS, (wh.type, wh.database, wh.schema))
+            project.target, DBT_VARS, project.dbt_vars, (wh.type, wh.database, wh.schema))
 
 
 def _selector(project: Project, asset: Asset) -> str:

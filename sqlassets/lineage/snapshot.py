@@ -45,7 +45,7 @@ def _code_digest() -> str:
     from importlib.util import find_spec
 
     here = Path(__file__).resolve().parent
-    files = sorted(here.glob("*.py")) + [here.parent / "dbt" / "compile.py"]
+    files = sorted(here.glob("*.py")) + [here.parent / "dbt" / f for f in ("compile.py", "invoke.py", "macros.py")]
     spec = find_spec("sqlglot")
     if spec is not None and spec.origin:
         files.append(Path(spec.origin).with_name("_version.py"))
