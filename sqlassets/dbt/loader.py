@@ -519,8 +519,11 @@ def load_dbt_assets(project: Project) -> list[Asset]:
             raise ConfigError(f"manifest is malformed: {what}; re-run `dbt parse`",
                               path=str(manifest_path(project))) from None
         if stored is not None:
+            # disabled seeds too: their CSV header gives the columns of a source over their table
+            disabled = [n for ns in (manifest.get("disabled") or {}).values() if isinstance(ns, list) for n in ns
+                        if isinstance(n, dict)]
             seeds = [str(Path(n.get("root_path") or project.root) / n.get("original_file_path", ""))
-                     for n in manifest["nodes"].values() if n.get("resource_type") == "seed"]
+                     for n in [*manifest["nodes"].values(), *disabled] if n.get("resource_type") == "seed"]
             manifest_cache.save(project, stored, assets, seeds)
         return assets
     finally:
