@@ -106,4 +106,7 @@ def run_on_demand(project: Project, graph: AssetGraph, *, select: Sequence[str] 
             state.finish_run(run_id, "failed" if blocking else "success", planned=len(results),
                              done=sum(1 for r in results if r.status == "pass"), failed=blocking,
                              skipped=sum(1 for r in results if r.status == "skipped"))
+        from sqlassets.loaders.raw_sql import save_tables_cache
+
+        save_tables_cache()  # the next `check` loads the project without parsing its SQL files
     return CheckOutcome(results, run_id)

@@ -156,6 +156,16 @@ class CheckRunner:
         self._exists: set[str] = set()  # assets whose relation this run has seen in the warehouse
         self._lock = threading.Lock()
         self.results: list[CheckResult] = []
+        self._plans: Any = None
+
+    @property
+    def plans(self) -> Any:
+        """Where compiled check queries are remembered between runs (a warm `check` skips sqlglot)."""
+        if self._plans is None:
+            from sqlassets.checks.pushdown.evaluate import PlanStore
+
+            self._plans = PlanStore(self.project.state_dir / "check_plans")
+        return self._plans
 
     def __bool__(self) -> bool:
         return bool(self.checks)
@@ -270,23 +280,21 @@ class CheckRunner:
         """Each suite: covered expectations in one SQL query, the rest (or all, engine gx) through GX."""
         from dataclasses import replace
 
-        from sqlglot import exp
-
-        from sqlassets.checks.pushdown.evaluate import evaluate, split
+        from sqlassets.checks.pushdown.evaluate import TableRef, evaluate, split
 
         rel = asset.relation
         assert rel is not None
         adapter = getattr(access, "adapter", None)  # a cloud warehouse: the adapter's spelling and relocation
         table = (adapter.table(rel) if adapter is not None
-                 else exp.table_(rel.identifier, db=rel.schema, catalog=rel.database, quoted=True))
+                 else TableRef(rel.identifier, db=rel.schema, catalog=rel.database))
         pred = partition_predicate(asset, partition, window, self._partition_column_type(asset, access, table))
         out: list[CheckResult] = []
         for suite in checks.suites:
             ours, theirs = split(suite, self.engine)
             got: dict[int, CheckResult] = {}
             if ours:
-                for e, r in zip(ours, evaluate(suite, ours, access, table=table, where=pred, partition=partition),
-                                strict=True):
+                for e, r in zip(ours, evaluate(suite, ours, access, table=table, where=pred, partition=partition,
+                                               store=self.plans), strict=True):
                     got[e.index] = r
             if theirs:
                 if connection is None:
@@ -367,9 +375,7 @@ class CheckRunner:
                     adapter: Any) -> list[list[CheckResult]]:
         """The checks of several (partition label, window) scopes of `asset`: one list per scope, each what
         `run_asset` gives for that scope alone (which judges whatever the grouped query cannot)."""
-        from sqlglot import exp
-
-        from sqlassets.checks.pushdown.evaluate import DuckDBAccess, evaluate_grouped
+        from sqlassets.checks.pushdown.evaluate import DuckDBAccess, TableRef, evaluate_grouped
         from sqlassets.run.partitions import partitions_def
 
         connection = duckdb_connection(adapter)
@@ -381,7 +387,7 @@ class CheckRunner:
                 return [self.run_asset(key, connection, label, window) for label, window in scopes]
             self._exists.add(key)
         access = DuckDBAccess(connection, cache=self._columns)
-        table = exp.table_(rel.identifier, db=rel.schema, catalog=rel.database, quoted=True)
+        table = TableRef(rel.identifier, db=rel.schema, catalog=rel.database)
         kind, windows = "TIMESTAMP", [(label, start, end) for label, (start, end) in scopes]
         column_type = self._partition_column_type(asset, access, table)
         if column_type is not None and column_type.upper() == "DATE":
@@ -392,7 +398,7 @@ class CheckRunner:
             elif any(d is not None for d in dates):
                 return [self.run_asset(key, connection, label, window) for label, window in scopes]
         judged = [evaluate_grouped(suite, suite.expectations, access, table=table, column=pdef.column, kind=kind,
-                                   scopes=windows) for suite in checks.suites]
+                                   scopes=windows, store=self.plans) for suite in checks.suites]
         out: list[list[CheckResult]] = []
         for label, window in scopes:
             if all(label in by_label for by_label in judged):

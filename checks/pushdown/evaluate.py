@@ -23,9 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-from sqlglot import exp
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlassets.check_results import CheckResult
 from sqlassets.checks.pushdown.expectations import (
@@ -36,8 +34,45 @@ from sqlassets.checks.pushdown.expectations import (
     QueryBuilder,
     compile_expectation,
     covered,
+    replaying,
 )
 from sqlassets.checks.specs import Expectation, Suite
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+class _Sqlglot:
+    """`sqlglot.expressions`, imported on first use: a replayed plan (`PlanStore`) never needs it."""
+
+    def __getattr__(self, name: str) -> Any:
+        from sqlglot import exp as real
+
+        return getattr(real, name)
+
+
+exp: Any = _Sqlglot()
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """A table by name, rendered quoted without sqlglot (DuckDB, Postgres and Snowflake quoting);
+    `expression()` builds the sqlglot table when a query has to be built."""
+
+    name: str
+    db: str | None = None
+    catalog: str | None = None
+
+    def sql(self, dialect: str | None = None) -> str:
+        return ".".join('"' + p.replace('"', '""') + '"' for p in (self.catalog, self.db, self.name) if p)
+
+    def expression(self) -> Any:
+        return exp.table_(self.name, db=self.db, catalog=self.catalog, quoted=True)
+
+
+def _table(table: Any) -> Any:
+    """The sqlglot table of `table` (a TableRef or already one)."""
+    return table.expression() if isinstance(table, TableRef) else table
 
 PARTIAL_UNEXPECTED_COUNT = 20
 
@@ -119,7 +154,7 @@ def split(suite: Suite, engine: str) -> tuple[list[Expectation], list[Expectatio
 
 
 def batch_select(table: exp.Table, where: exp.Expression | None) -> exp.Select:
-    sel = exp.select("*").from_(table.copy())
+    sel = exp.select("*").from_(_table(table).copy())
     return sel.where(where.copy()) if where is not None else sel
 
 
@@ -134,7 +169,7 @@ def _with(query: exp.Select, table: exp.Table, where: exp.Expression | None,
         query = query.with_(name, as_=body.copy())
     source: exp.Expression
     if where is None:
-        source = table.copy()
+        source = _table(table).copy()
         source.set("alias", exp.TableAlias(this=exp.to_identifier("batch")))
     else:
         source = batch_select(table, where).subquery("batch")
@@ -186,31 +221,105 @@ class _Plan:
     selects: list[exp.Expression] = field(default_factory=list)
     # partition column -> the grouped query (windows a placeholder), or None when the shape is not groupable
     grouped: dict[str, str | None] = field(default_factory=dict)
+    # replayed from a `PlanStore`: judges and query text only (no sqlglot trees: sampling unexpected
+    # rows or grouping compiles the plan for real first)
+    replayed: bool = False
 
 
 _PLANS: dict[tuple[Any, ...], _Plan] = {}
 
 
-def _plan(expectations: Sequence[Expectation], columns: Columns, table: exp.Table, filtered: bool,
-          dialect: str) -> _Plan:
+class PlanStore:
+    """Compiled check queries remembered between runs, one small JSON file per plan, so a warm `sqlassets
+    check` judges without importing sqlglot: the query text, and for each expectation the positions of
+    its aggregates (the compilers are replayed on them to rebuild the judges). Keyed by everything a plan
+    is built from, the installed sqlglot and the source of the modules that build plans."""
+
+    def __init__(self, root: Path) -> None:
+        self.dir = root
+        self._code: str | None = None
+
+    def key(self, parts: Sequence[Any]) -> str:
+        import hashlib
+
+        import orjson
+
+        if self._code is None:
+            import importlib.util
+            from pathlib import Path
+
+            h = hashlib.sha256()
+            here = Path(__file__).resolve().parent
+            spec = importlib.util.find_spec("sqlglot")
+            files = [here / "evaluate.py", here / "expectations.py"]
+            if spec is not None and spec.origin:
+                files.append(Path(spec.origin).parent / "_version.py")
+            for f in files:
+                try:
+                    h.update(f.read_bytes())
+                except OSError:
+                    h.update(str(f).encode())
+            self._code = h.hexdigest()
+        return hashlib.sha256(orjson.dumps([*parts, self._code], default=str)).hexdigest()[:32]
+
+    def load(self, key: str) -> dict[str, Any] | None:
+        import orjson
+
+        try:
+            data = orjson.loads((self.dir / f"{key}.json").read_bytes())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) and data.get("key") == key else None
+
+    def save(self, key: str, entry: dict[str, Any]) -> None:
+        import os
+
+        import orjson
+
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            path = self.dir / f"{key}.json"
+            tmp = path.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_bytes(orjson.dumps({**entry, "key": key}))
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a read-only state folder: the next run compiles again
+
+
+def _plan(expectations: Sequence[Expectation], columns: Columns, table: Any, filtered: bool,
+          dialect: str, store: PlanStore | None = None, *, real: bool = False) -> _Plan:
     """Compile once per (expectations, relation, columns, dialect); a backfill then only renders the window.
 
     Building and rendering sqlglot trees costs milliseconds; per partition of a 366-day backfill that
     would be most of the checks' cost, so the rendered query is a template with the predicate spliced in.
+    With `store`, a plan compiled by an earlier run is replayed from disk without sqlglot; `real`: a plan
+    with its sqlglot trees (to sample unexpected rows, or to group partitions).
     """
     import orjson
 
-    key = (tuple((e.index, e.type, orjson.dumps(e.kwargs, option=orjson.OPT_SORT_KEYS, default=str))
-                 for e in expectations), table.sql(), columns, filtered, dialect)
+    exps = tuple((e.index, e.type, orjson.dumps(e.kwargs, option=orjson.OPT_SORT_KEYS, default=str).decode())
+                 for e in expectations)
+    key = (exps, table.sql(), columns, filtered, dialect)
     plan = _PLANS.get(key)
-    if plan is not None:
+    if plan is not None and not (real and plan.replayed):
         return plan
+    disk = store.key([exps, table.sql(), columns.names, columns.types, filtered, dialect]) if store else None
+    if not real and store is not None and disk is not None:
+        entry = store.load(disk)
+        plan = _replay(expectations, columns, entry) if entry is not None else None
+        if plan is not None:
+            _PLANS[key] = plan
+            return plan
     builder = QueryBuilder()
     compiled: dict[int, Compiled] = {}
     errors: dict[int, str] = {}
+    tapes: dict[str, list[Any]] = {}
     for e in expectations:
+        start = len(builder.tape)
         try:
             compiled[e.index] = compile_expectation(e.type, e.kwargs, builder, columns)
+            tapes[str(e.index)] = builder.tape[start:]
         except (MissingColumn, NotCovered) as exc:  # NotCovered: covered() said yes but the arguments are odd
             errors[e.index] = f"expectation errored: {exc}"
     template = None
@@ -221,12 +330,35 @@ def _plan(expectations: Sequence[Expectation], columns: Columns, table: exp.Tabl
     if len(_PLANS) > 256:
         _PLANS.clear()
     plan = _PLANS[key] = _Plan(compiled, errors, builder.ctes, template, builder.selects)
+    if store is not None and disk is not None:
+        store.save(disk, {"template": template, "tapes": tapes, "errors": {str(k): v for k, v in errors.items()}})
     return plan
 
 
-def evaluate(suite: Suite, expectations: Sequence[Expectation], access: Access, *, table: exp.Table,
-             where: exp.Expression | None, partition: str | None) -> list[CheckResult]:
-    """Judge `expectations` (all covered) of `suite` on one batch; results in the order given."""
+def _replay(expectations: Sequence[Expectation], columns: Columns, entry: dict[str, Any]) -> _Plan | None:
+    """A stored plan's judges, rebuilt by replaying the compilers on the recorded aggregate positions."""
+    errors = {int(k): str(v) for k, v in (entry.get("errors") or {}).items()}
+    tapes = entry.get("tapes") or {}
+    compiled: dict[int, Compiled] = {}
+    try:
+        with replaying():
+            for e in expectations:
+                if e.index in errors:
+                    continue
+                compiled[e.index] = compile_expectation(e.type, e.kwargs, QueryBuilder(replay=iter(tapes[str(e.index)])),
+                                                        columns)
+    except Exception:  # noqa: BLE001 - a stale or odd entry: compile for real instead
+        return None
+    return _Plan(compiled, errors, [], entry.get("template"), replayed=True)
+
+
+def evaluate(suite: Suite, expectations: Sequence[Expectation], access: Access, *, table: Any,
+             where: exp.Expression | None, partition: str | None,
+             store: PlanStore | None = None) -> list[CheckResult]:
+    """Judge `expectations` (all covered) of `suite` on one batch; results in the order given.
+
+    `table`: a sqlglot table or a `TableRef`; `store`: where compiled plans are remembered between runs.
+    """
     from sqlassets.checks.gx import _error_results
 
     started = time.perf_counter()
@@ -237,7 +369,7 @@ def evaluate(suite: Suite, expectations: Sequence[Expectation], access: Access, 
                                 "exist", partition, engine="sql"):
             out[_index(expectations, r.check)] = r
         return [out[e.index] for e in expectations]
-    plan = _plan(expectations, columns, table, where is not None, access.dialect)
+    plan = _plan(expectations, columns, table, where is not None, access.dialect, store)
     for index, message in plan.errors.items():
         e = next(x for x in expectations if x.index == index)
         out[index] = _error_results(suite, [e], message, partition, engine="sql")[0]
@@ -256,7 +388,8 @@ def evaluate(suite: Suite, expectations: Sequence[Expectation], access: Access, 
                 # One expectation the data cannot take (a bound of the wrong type after a retype, ...) must
                 # not error the others: as GX, which errors per metric, judge each on its own query.
                 for e in ok:
-                    out[e.index] = evaluate(suite, [e], access, table=table, where=where, partition=partition)[0]
+                    out[e.index] = evaluate(suite, [e], access, table=table, where=where, partition=partition,
+                                            store=store)[0]
                 return [out[e.index] for e in expectations]
     for e in expectations:
         if e.index in out:
@@ -266,9 +399,14 @@ def evaluate(suite: Suite, expectations: Sequence[Expectation], access: Access, 
             what = "expectation errored" if len(expectations) == 1 else "suite could not run"
             out[e.index] = _error_results(suite, [e], f"{what}: {error}", partition, engine="sql")[0]
             continue
+        def sample(e: Expectation = e, c: Compiled = c) -> list[Any]:
+            if plan.replayed:  # the unexpected-row predicate is a sqlglot tree: compile for real
+                full = _plan(expectations, columns, table, where is not None, access.dialect, real=True)
+                return _sample(full.compiled[e.index], table, where, full.ctes, access)
+            return _sample(c, table, where, plan.ctes, access)
+
         try:
-            out[e.index] = _judged(suite, e, c, values, partition,
-                                   lambda c=c: _sample(c, table, where, plan.ctes, access))
+            out[e.index] = _judged(suite, e, c, values, partition, sample)
         except Exception as exc:  # noqa: BLE001 - as GX: an expectation that raises is an error result
             out[e.index] = _error_results(suite, [e], f"expectation errored: {' '.join(str(exc).split())[:300]}",
                                           partition, engine="sql")[0]
@@ -352,7 +490,7 @@ def _grouped_sql(plan: _Plan, table: exp.Table, column: str, dialect: str) -> st
     query = exp.select(*selects).from_("batch").group_by(part.copy())
     for name, body in ctes:
         query = query.with_(name, as_=body, copy=False)
-    t = table.copy()
+    t = _table(table).copy()
     t.set("alias", exp.TableAlias(this=exp.to_identifier("t", quoted=True)))
     # The partition of a row is a CASE over the windows, not a join: a join would feed each group its rows
     # in another order than the table's, and floating-point sums/averages would differ in the last digit.
@@ -372,8 +510,9 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def evaluate_grouped(suite: Suite, expectations: Sequence[Expectation], access: Access, *, table: exp.Table,
-                     column: str, kind: str, scopes: Sequence[tuple[str, str, str]]) -> dict[str, list[CheckResult]]:
+def evaluate_grouped(suite: Suite, expectations: Sequence[Expectation], access: Access, *, table: Any,
+                     column: str, kind: str, scopes: Sequence[tuple[str, str, str]],
+                     store: PlanStore | None = None) -> dict[str, list[CheckResult]]:
     """Judge `expectations` (all covered) on many partitions of `table` in one query.
 
     `scopes`: (partition label, window start, window end), windows half-open on `column` and compared as
@@ -387,9 +526,11 @@ def evaluate_grouped(suite: Suite, expectations: Sequence[Expectation], access: 
     columns = access.columns(table)
     if columns is None or not scopes:
         return {}
-    plan = _plan(expectations, columns, table, True, access.dialect)
+    plan = _plan(expectations, columns, table, True, access.dialect, store)
     if plan.errors or plan.template is None:
         return {}
+    if column not in plan.grouped and plan.replayed:  # grouping rewrites the sqlglot trees
+        plan = _plan(expectations, columns, table, True, access.dialect, real=True)
     if column not in plan.grouped:
         try:
             plan.grouped[column] = _grouped_sql(plan, table, column, access.dialect)

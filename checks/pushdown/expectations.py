@@ -21,11 +21,54 @@ from __future__ import annotations
 import datetime as _dt
 import decimal
 import math
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlglot import exp
+_REPLAY = threading.local()
+
+
+class _Nothing:
+    """Stands in for every sqlglot expression while a compile is replayed: builds nothing, costs nothing."""
+
+    def __getattr__(self, name: str) -> _Nothing:
+        return self
+
+    def __call__(self, *args: Any, **kwargs: Any) -> _Nothing:
+        return self
+
+
+_NOTHING = _Nothing()
+
+
+class _Expressions:
+    """`sqlglot.expressions`, imported on first use (a warm `sqlassets check` never imports sqlglot).
+
+    Inside `replaying()` (this thread only) every attribute is `_Nothing`: the compilers then only
+    validate their arguments and build their judges, taking the positions of their aggregates from a tape
+    recorded when the query was first compiled (see `QueryBuilder`).
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        if getattr(_REPLAY, "active", False):
+            return _NOTHING
+        from sqlglot import exp as real
+
+        return getattr(real, name)
+
+
+exp: Any = _Expressions()
+
+
+@contextmanager
+def replaying() -> Iterator[None]:
+    _REPLAY.active = True
+    try:
+        yield
+    finally:
+        _REPLAY.active = False
 
 
 class NotCovered(Exception):
@@ -54,28 +97,40 @@ class Compiled:
 
 @dataclass
 class QueryBuilder:
-    """The one aggregate query of a batch: `WITH batch AS (...), helpers SELECT aggregates FROM batch`."""
+    """The one aggregate query of a batch: `WITH batch AS (...), helpers SELECT aggregates FROM batch`.
+
+    Every position and name it hands out is also appended to `tape`; a builder made with `replay` (a
+    recorded tape) hands them out again without building anything, for a compile replayed without sqlglot.
+    """
 
     selects: list[exp.Expression] = field(default_factory=list)
     _index: dict[str, int] = field(default_factory=dict)
     ctes: list[tuple[str, exp.Expression]] = field(default_factory=list)
     _cte_index: dict[str, str] = field(default_factory=dict)
+    tape: list[Any] = field(default_factory=list)
+    replay: Iterator[Any] | None = None
 
     def agg(self, expression: exp.Expression) -> int:
         """Add a select-list expression (once) and return its position in the fetched row."""
+        if self.replay is not None:
+            return next(self.replay)
         key = expression.sql()
         if key not in self._index:
             self._index[key] = len(self.selects)
             self.selects.append(expression)
+        self.tape.append(self._index[key])
         return self._index[key]
 
     def cte(self, hint: str, select: exp.Expression) -> str:
         """Add a helper CTE (once per distinct body) and return its name."""
+        if self.replay is not None:
+            return next(self.replay)
         key = select.sql()
         if key not in self._cte_index:
             name = f"sqlassets_{hint}_{len(self.ctes)}"
             self._cte_index[key] = name
             self.ctes.append((name, select))
+        self.tape.append(self._cte_index[key])
         return self._cte_index[key]
 
 

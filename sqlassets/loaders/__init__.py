@@ -32,6 +32,7 @@ def load_assets(project: Project) -> list[Asset]:
             database=database,
             schema=project.warehouse.schema,
             exclude=(project.state_dir,),
+            cache_dir=project.state_dir,
         )
     return assets
 

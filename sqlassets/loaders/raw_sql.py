@@ -94,11 +94,72 @@ def parse_header(text: str, rel_path: str) -> dict[str, Any]:
     return header
 
 
-def parse_sql_file(path: Path, root: Path, default_dialect: str) -> SqlFile:
-    import sqlglot
-    from sqlglot import exp
-    from sqlglot.errors import ParseError, TokenError
+class TablesCache:
+    """The tables each SQL file reads, remembered by the file's text and dialect (`<state_dir>/
+    raw_sql_tables.json`), so loading an unchanged project does not import sqlglot to parse it again.
+    Keyed by the installed sqlglot and this module's source too."""
 
+    FILE = "raw_sql_tables.json"
+
+    def __init__(self, state_dir: Path | None) -> None:
+        self.path = state_dir / self.FILE if state_dir is not None else None
+        self.entries: dict[str, list[list[str | None]]] = {}
+        self.changed = False
+        if self.path is not None:
+            import orjson
+
+            try:
+                data = orjson.loads(self.path.read_bytes())
+                if isinstance(data, dict) and data.get("code") == self._code():
+                    self.entries = data.get("entries") or {}
+            except (OSError, ValueError):
+                pass
+
+    @staticmethod
+    def _code() -> str:
+        import importlib.util
+
+        h = hashlib.sha256()
+        spec = importlib.util.find_spec("sqlglot")
+        for f in (Path(__file__), Path(spec.origin).parent / "_version.py" if spec and spec.origin else None):
+            try:
+                h.update(f.read_bytes() if f is not None else b"")
+            except OSError:
+                h.update(str(f).encode())
+        return h.hexdigest()
+
+    @staticmethod
+    def key(text: str, dialect: str) -> str:
+        return hashlib.sha256(f"{dialect}\0{text}".encode()).hexdigest()
+
+    def save(self) -> None:
+        if self.path is None or not self.changed:
+            return
+        import os
+
+        import orjson
+
+        try:
+            tmp = self.path.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_bytes(orjson.dumps({"code": self._code(), "entries": self.entries}))
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, self.path)
+        except OSError:
+            pass  # a read-only project: parse again next time
+
+
+_UNSAVED: list[TablesCache] = []
+
+
+def save_tables_cache() -> None:
+    """Write what this process parsed to the tables cache. Called by the commands that write the state
+    folder anyway (a run, `check`), after their work: loading a project for a view, or a usage error,
+    writes nothing."""
+    while _UNSAVED:
+        _UNSAVED.pop().save()
+
+
+def parse_sql_file(path: Path, root: Path, default_dialect: str, cache: TablesCache | None = None) -> SqlFile:
     try:
         rel = path.relative_to(root).as_posix()
     except ValueError:
@@ -110,6 +171,14 @@ def parse_sql_file(path: Path, root: Path, default_dialect: str) -> SqlFile:
         raise ConfigError(f"cannot read SQL file: {exc}", path=rel) from None
     header = parse_header(text, rel)
     dialect = header.get("dialect") or default_dialect
+    key = TablesCache.key(text, dialect) if cache is not None else ""
+    if cache is not None and key in cache.entries:
+        known = tuple((c, d, str(n)) for c, d, n in cache.entries[key])
+        return SqlFile(path=path, rel_path=rel, header=header, sql=text, tables=known)
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import ParseError, TokenError
+
     try:
         statements = [s for s in sqlglot.parse(text, read=dialect) if s is not None]
     except ParseError as exc:
@@ -136,6 +205,9 @@ def parse_sql_file(path: Path, root: Path, default_dialect: str) -> SqlFile:
         if not t.db and t.name.lower() in ctes:
             continue
         tables[(t.catalog or None, t.db or None, t.name)] = None
+    if cache is not None:
+        cache.entries[key] = [list(t) for t in tables]
+        cache.changed = True
     return SqlFile(path=path, rel_path=rel, header=header, sql=text, tables=tuple(tables))
 
 
@@ -158,9 +230,16 @@ def load_sql_assets(
     database: str | None = None,
     schema: str = "main",
     exclude: tuple[Path, ...] = (),
+    cache_dir: Path | None = None,
 ) -> list[Asset]:
-    """SQL assets plus the external assets they read; `known` are the dbt assets to match against."""
-    parsed = [parse_sql_file(p, root, default_dialect) for p in discover(sql_paths, exclude)]
+    """SQL assets plus the external assets they read; `known` are the dbt assets to match against.
+
+    `cache_dir`: where the tables each file reads are remembered (`TablesCache`); None parses every file.
+    """
+    cache = TablesCache(cache_dir) if cache_dir is not None else None
+    parsed = [parse_sql_file(p, root, default_dialect, cache) for p in discover(sql_paths, exclude)]
+    if cache is not None and cache.changed:
+        _UNSAVED.append(cache)
     if not parsed:
         return []
     sql_assets: list[tuple[SqlFile, str, Relation]] = []

@@ -960,6 +960,9 @@ def execute_request(project: Project, graph: AssetGraph, req: RunRequest, *,
                 ex = Executor(plan, graph, adapter, state, run_id, materializers, options=req.options, hook=hook,
                               progress=progress, before_write=before_write, events=events)
                 summary = ex.run()
+                from sqlassets.loaders.raw_sql import save_tables_cache
+
+                save_tables_cache()  # the next command loads the project without parsing its SQL files
                 if statements.digests:
                     _remember_statements(statements, materializers, plan, adapter, state, run_id)
             finally:
