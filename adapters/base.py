@@ -227,6 +227,11 @@ class Adapter:
         """
         return {}
 
+    def endpoint(self) -> tuple[str, int] | None:
+        """(host, port) the warehouse answers on, for a quick reachability check before connecting
+        (lineage's catalog read must not hang on an unreachable account); None for embedded engines."""
+        return None
+
     @classmethod
     def default_concurrency(cls, warehouse: Warehouse) -> int:
         """Workers when --concurrency is not given: the profile's `threads` on a remote warehouse

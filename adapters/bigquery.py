@@ -640,6 +640,12 @@ class BigQueryAdapter(Adapter):
                   lambda: self.client.create_dataset(ds, exists_ok=True))
         self._datasets.add((project, dataset))
 
+    def endpoint(self) -> tuple[str, int] | None:
+        from urllib.parse import urlsplit
+
+        url = urlsplit(str(self.options.get("api_endpoint") or "https://bigquery.googleapis.com"))
+        return url.hostname or "bigquery.googleapis.com", url.port or (80 if url.scheme == "http" else 443)
+
     def catalog(self, session: Session, schemas: Sequence[tuple[str | None, str]] = ()
                 ) -> list[tuple[str, str, str, str, str]]:
         """(project, dataset, table, column, type) from INFORMATION_SCHEMA.COLUMNS: one query for all datasets."""

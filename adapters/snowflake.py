@@ -216,6 +216,12 @@ class SnowflakeAdapter(Adapter):
             args["session_parameters"] = {"QUERY_TAG": str(options["query_tag"])}
         return args
 
+    def endpoint(self) -> tuple[str, int] | None:
+        o = self.warehouse.options
+        host = str(o.get("host") or f"{o.get('account') or 'local'}.snowflakecomputing.com")
+        default = 80 if str(o.get("protocol") or "https").lower() == "http" else 443
+        return host, int(o.get("port") or default)
+
     def _connect(self) -> Any:
         connector = self.require("snowflake.connector")
         if self._args is None:

@@ -44,9 +44,14 @@ def _parse_depth(depth: str | None) -> int | None:
               help="Follow value edges only (copy/transform/aggregate), not WHERE/JOIN/GROUP BY filter edges.")
 @click.option("--stats", is_flag=True, help="Assets parsed, columns resolved, unresolved columns with reasons.")
 @click.option("--no-cache", is_flag=True, help="Recompute everything; the cache is neither read nor written.")
+@click.option("--catalog", "catalog", default="auto", metavar="MODE",
+              help="Warehouse columns for sources and unbuilt tables: auto (DuckDB file; Snowflake/BigQuery "
+                   "snapshot in the state dir, fetched when missing or a day old, skipped when unreachable) "
+                   "| warehouse (query INFORMATION_SCHEMA now; unreachable is an error) | offline.")
 @click.pass_obj
 def lineage(obj: CliContext, column: str | None, upstream: bool, downstream: bool, both: bool, depth: str | None, fmt: str, report: str | None,
-            select: tuple[str, ...], exclude: tuple[str, ...], no_filter: bool, stats: bool, no_cache: bool) -> None:
+            select: tuple[str, ...], exclude: tuple[str, ...], no_filter: bool, stats: bool, no_cache: bool,
+            catalog: str) -> None:
     """Column-level lineage across the whole project (dbt models and raw SQL assets).
 
     \b
@@ -54,11 +59,15 @@ def lineage(obj: CliContext, column: str | None, upstream: bool, downstream: boo
       sqlassets lineage fct_orders.amount --upstream --depth 2 --format json
       sqlassets lineage --report lineage.html [--select marts]
       sqlassets lineage --stats
+      sqlassets lineage --stats --catalog warehouse   # refresh the Snowflake/BigQuery catalog now
     """
     fmt = fmt.lower()
     if fmt not in _FORMATS:
         raise UserError(f"unknown --format '{fmt}'; use one of {', '.join(_FORMATS)}")
     n_depth = _parse_depth(depth)
+    catalog = catalog.lower()
+    if catalog not in ("auto", "warehouse", "offline"):
+        raise UserError(f"unknown --catalog '{catalog}'; use one of auto, warehouse, offline")
     if column is None and report is None and not stats:
         raise UserError("give ASSET.COLUMN, --report FILE.html or --stats; see 'sqlassets lineage --help'")
     if column is not None and "." not in column:
@@ -81,7 +90,7 @@ def lineage(obj: CliContext, column: str | None, upstream: bool, downstream: boo
     keys = select_keys(graph, select or None, exclude or None) if (select or exclude) else None
     if keys is not None and not keys:
         raise UserError("the selection matches no assets; nothing written")
-    built = build_lineage(obj.project, graph, use_cache=not no_cache)
+    built = build_lineage(obj.project, graph, use_cache=not no_cache, catalog=catalog)
     cg = built.columns
     nid = cg.resolve(column) if column is not None else None
 

@@ -3,7 +3,8 @@
 Flow (data flows one way: this reads the `AssetGraph`, never changes it):
 1. each asset's SQL: the manifest's compiled code, a raw SQL file's text, or `sqlassets.dbt.compile`
    for dbt models the manifest has not compiled; sources, seeds and external tables have none;
-2. the warehouse catalog if a DuckDB file is there (read-only; optional);
+2. the warehouse catalog (`catalog.py`, `catalog=` auto | warehouse | offline): the DuckDB file
+   read-only, or a Snowflake / BigQuery INFORMATION_SCHEMA snapshot; optional unless asked for;
 3. assets in dependency waves: each asset is qualified against its parents' column lists; a cache
    hit (same SQL, same parent schemas) skips the work; misses run inline, or with `workers > 1` on
    a fork-based process pool per wave (qualify is CPU-bound and the GIL would serialize threads);
@@ -23,13 +24,13 @@ from sqlassets.errors import UserError
 from sqlassets.graph import AssetGraph, index_pairs, lookup_relation, relation_index
 from sqlassets.lineage import snapshot
 from sqlassets.lineage.cache import LineageCache, fingerprint
+from sqlassets.lineage.catalog import read_catalog
 from sqlassets.lineage.graph import ColumnGraph
 from sqlassets.lineage.result import AssetLineage
 from sqlassets.lineage.schema import (
     SNAPSHOT_COLUMNS,
     SchemaRegistry,
     declared_columns,
-    read_catalog,
 )
 from sqlassets.model import Asset
 from sqlassets.project import Project
@@ -216,7 +217,8 @@ def _written_by(graph: AssetGraph, asset: Asset, registry: SchemaRegistry
 
 
 def build_lineage(project: Project | None, graph: AssetGraph, *, use_cache: bool = True,
-                  workers: int | None = None, cache: LineageCache | None = None) -> LineageBuild:
+                  workers: int | None = None, cache: LineageCache | None = None,
+                  catalog: str = "auto") -> LineageBuild:
     """The column graph of the whole project (cached in the project's state dir).
 
     The cyclic garbage collector is paused meanwhile: building ~10^5 tuples and lists (cache load,
@@ -226,32 +228,41 @@ def build_lineage(project: Project | None, graph: AssetGraph, *, use_cache: bool
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _build_lineage(project, graph, use_cache=use_cache, workers=workers, cache=cache)
+        return _build_lineage(project, graph, use_cache=use_cache, workers=workers, cache=cache, catalog=catalog)
     finally:
         if was_enabled:
             gc.enable()
 
 
 def _build_lineage(project: Project | None, graph: AssetGraph, *, use_cache: bool, workers: int | None,
-                   cache: LineageCache | None) -> LineageBuild:
+                   cache: LineageCache | None, catalog: str) -> LineageBuild:
     global _INDEX
     started = time.perf_counter()
     if cache is None:
         cache = LineageCache.for_state_dir(project.state_dir if (use_cache and project is not None) else None)
     # The whole-project snapshot: unchanged inputs, one file read and nothing else (see snapshot.py).
     snap_dir = cache.path.parent if (use_cache and project is not None and cache.path is not None) else None
-    sig = catalog_read = None
+    sig = catalog_read = pre = None
     if snap_dir is not None:
-        token, catalog_read = snapshot.catalog_token(project, snap_dir)
-        sig = snapshot.signature(project, graph, token)
+        token, catalog_read = (("offline", None) if catalog == "offline"
+                               else snapshot.catalog_token(project, snap_dir))
+        if catalog != "offline" and project.warehouse.type != "duckdb":
+            # A remote catalog is its snapshot file in `auto` (read here, no request) or a fetch when
+            # asked for: its columns go into the signature, its status line is today's.
+            pre = read_catalog(project, graph, catalog)
+            token += "|" + hashlib.blake2b(marshal.dumps(sorted(pre[0].items())), digest_size=16).hexdigest()
+        sig = snapshot.signature(project, graph, f"{token}|{catalog}")
         stored = snapshot.load(snap_dir, sig)
         if stored is not None:
-            return _from_snapshot(stored, started)
+            build = _from_snapshot(stored, started)
+            if pre is not None:
+                build.stats.catalog = pre[1]
+            return build
     stats = BuildStats(assets=len(graph))
     sql, missing = collect_sql(project, graph, use_cache=use_cache)
     stats.sql_assets = len(sql)
     stats.no_sql = missing
-    catalog, stats.catalog = read_catalog(project, graph, catalog_read)
+    columns_of, stats.catalog = pre if pre is not None else read_catalog(project, graph, catalog, catalog_read)
     index = graph.relation_index
     registry = SchemaRegistry()
     records: dict[str, AssetLineage] = {}
@@ -266,7 +277,7 @@ def _build_lineage(project: Project | None, graph: AssetGraph, *, use_cache: boo
         if rec.origin == "sql" and "*" not in rec.unresolved:
             registry.set(asset.key, rec.columns)
             return
-        cols, origin = _fallback_columns(asset, catalog)
+        cols, origin = _fallback_columns(asset, columns_of)
         if cols is None and from_writer is not None:
             cols, origin = from_writer, "declared"
         if rec.origin == "sql" and cols is not None:

@@ -9,7 +9,8 @@ Sources of column lists, in order of trust:
 - a model's / SQL asset's own resolved output columns (the SQL says what it returns);
 - declarations: sources' and models' YAML `columns:`, seeds' CSV header (the loaders fill
   `Asset.columns`);
-- the warehouse catalog, when the DuckDB file exists and can be opened read-only;
+- the warehouse catalog (`catalog.py`: the DuckDB file read-only, or a Snowflake / BigQuery
+  INFORMATION_SCHEMA snapshot), unless `--catalog offline`;
 - nothing: downstream references then become `inferred` columns, flagged as guesses.
 """
 
@@ -18,10 +19,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlassets.graph import AssetGraph, lookup_relation
 from sqlassets.model import Asset
-from sqlassets.project import Project
+
+if TYPE_CHECKING:
+    from sqlassets.project import Project
 
 # dbt adds these to every snapshot's select.
 SNAPSHOT_COLUMNS = ("dbt_scd_id", "dbt_updated_at", "dbt_valid_from", "dbt_valid_to")
@@ -39,8 +42,7 @@ def catalog_rows(project: Project) -> tuple[list[tuple[str, str, str, str]] | No
     status; rows are None when there is no catalog to read (never raises)."""
     wh = project.warehouse
     if wh.type != "duckdb" or wh.path is None:
-        return None, (f"catalog not read ({wh.type} warehouse, not queried by lineage): columns come from the SQL, "
-                      "YAML declarations and what downstream SQL reads")
+        return None, f"catalog not read ({wh.type} warehouse without a file)"
     path = Path(wh.path)
     if not path.exists():
         return None, f"catalog not read ({path.name} does not exist yet)"
@@ -59,28 +61,6 @@ def catalog_rows(project: Project) -> tuple[list[tuple[str, str, str, str]] | No
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return None, f"catalog not read ({first[:120]})"
     return rows, f"catalog read from {path.name}"
-
-
-def read_catalog(project: Project | None, graph: AssetGraph, rows: tuple | None = None
-                 ) -> tuple[dict[str, tuple[str, ...]], str]:
-    """Columns per asset from the DuckDB warehouse's information_schema, opened read-only.
-
-    Returns (columns by asset key, a one-line status). Never raises: a missing file, a file locked
-    by a running build or a non-DuckDB warehouse all mean "no catalog", which lineage survives.
-    `rows`: what `catalog_rows` returned, when the caller has read it already.
-    """
-    if project is None:
-        return {}, "no project"
-    found, status = rows if rows is not None else catalog_rows(project)
-    if found is None:
-        return {}, status
-    index = graph.relation_index
-    out: dict[str, list[str]] = {}
-    for cat, sch, name, col in found:
-        key = lookup_relation(index, (cat, sch, name))
-        if key is not None:
-            out.setdefault(key, []).append(col.lower())
-    return {k: tuple(dict.fromkeys(v)) for k, v in out.items()}, f"{status} ({len(out)} tables)"
 
 
 class SchemaRegistry:

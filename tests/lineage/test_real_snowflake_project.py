@@ -67,7 +67,8 @@ def test_offline_lineage_for_every_model_that_compiles(built) -> None:
     # an adapter-dispatched macro compiled by dbt-snowflake (dateadd) parses as Snowflake SQL
     up = {r.column for r in cg.walk(cg.resolve("stg_orders.due_at"), "upstream")}
     assert up == {"shop.orders.created_at"}
-    assert "not queried by lineage" in b.stats.catalog
+    # auto: the account cannot be reached, so lineage stays offline and says so
+    assert b.stats.catalog.startswith("offline (snowflake warehouse not reachable"), b.stats.catalog
 
 
 def test_incremental_models_compile_offline(built) -> None:
