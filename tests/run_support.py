@@ -111,3 +111,12 @@ def popen_cli(root: Path, *args: str, env: dict[str, str] | None = None) -> subp
     return subprocess.Popen([PYTHON, "-m", "sqlassets", "--project", str(root), *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **(env or {})})
+
+
+def project_store(root: Path, **kw: object):  # noqa: ANN201 - a StateStore (imported lazily)
+    """The project's state store as another process of the same target sees it (scoped to its target)."""
+    from sqlassets.project import load_project
+    from sqlassets.run.state import StateStore
+    from sqlassets.run.state.config import target_key
+
+    return StateStore(root / ".sqlassets", target=target_key(load_project(root)), **kw)

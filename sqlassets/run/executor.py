@@ -831,6 +831,9 @@ def execute_request(project: Project, graph: AssetGraph, req: RunRequest, *,
             bf = state.backfill(req.resume)
             if bf is None:
                 raise UserError(f"no backfill {req.resume}; see `sqlassets backfill list`")
+            if state.scope is not None and bf.get("target", state.target) != state.target:
+                raise UserError(f"backfill {req.resume} writes {bf['target'] or 'an older state'}, not this target "
+                                f"({state.target}); resume it with the --target it was started on")
             # Only what the backfill has not written yet, rebuilt whatever its state: a `--stale`/`--all`
             # backfill asked for partitions that were already done, so "missing" alone would skip them.
             requested = {k: v for k, v in state.backfill_outstanding(bf).items() if k in graph}

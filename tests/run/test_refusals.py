@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 from conftest import invoke
-from run_support import make_project
+from run_support import make_project, project_store
 
 from sqlassets.run.state import StateStore
 
@@ -30,7 +30,7 @@ def _cli(root: Path, *args: str):
 
 
 def _hold(root: Path, asset: str, backfill_id: int | None = None) -> tuple[StateStore, int]:
-    state = StateStore(root / ".sqlassets")
+    state = project_store(root)
     run_id = state.start_run("backfill" if backfill_id else "materialize", command="held by the test",
                              options={}, backfill_id=backfill_id)
     state.acquire_leases([asset], run_id, backfill_id=backfill_id)
@@ -56,7 +56,7 @@ def test_backfill_refused_by_a_lease_is_not_recorded(tmp_path: Path) -> None:
 
 def test_refused_resume_leaves_the_running_backfill_alone(tmp_path: Path) -> None:
     root = make_project(tmp_path / "p", monthly=False, summary=False)
-    state = StateStore(root / ".sqlassets")
+    state = project_store(root)
     bf = state.create_backfill("daily", {"daily": ["2024-01-01", "2024-01-02"]}, {})
     state.close()
     state, run_id = _hold(root, "daily", backfill_id=bf)

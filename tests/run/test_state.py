@@ -287,25 +287,84 @@ def test_version_1_database_migrates(tmp_path: Path) -> None:
     con.commit()
     con.close()
     with StateStore(tmp_path) as st:
-        assert st.schema_version == 2
-        assert [r[0] for r in sql(st, "SELECT version FROM schema_migrations ORDER BY version")] == [1, 2]
+        assert st.schema_version == 3
+        assert [r[0] for r in sql(st, "SELECT version FROM schema_migrations ORDER BY version")] == [1, 2, 3]
         assert st.leases()[0]["expires_at"] is None  # an old lease: no expiry, only unlock or a dead PID frees it
 
 
-def test_postgres_older_schema_needs_state_migrate(pg_server: PgServer, pg_schema: str) -> None:
-    backend = PostgresBackend(pg_server.url, pg_schema)
-    with StateStore(backend=backend) as st:
-        sql(st, "DELETE FROM schema_migrations WHERE version=2")
-        for table in ("leases", "runs"):  # back to what version 1 had
-            for col in ("host_id", "heartbeat_at", "expires_at"):
-                sql(st, f"ALTER TABLE {table} DROP COLUMN {col}")
-    with pytest.raises(StateError, match="run `sqlassets state migrate`"):
-        StateStore(backend=backend)
-    with StateStore(backend=backend, readonly=True) as st:
-        assert st.schema_version == 1
-        assert st.migrate() == (1, 2)
-    with StateStore(backend=backend) as st:
-        assert st.schema_version == 2 and st.leases() == []
+def version_2_state(monkeypatch: pytest.MonkeyPatch, opener: Callable[[], StateStore]) -> None:
+    """A real version-2 state (what sqlassets wrote before state per target), made by the store itself with
+    the later migrations held back, holding one done partition and one check result."""
+    from sqlassets.run.state import schema, store
+
+    monkeypatch.setattr(store, "MIGRATIONS", schema.MIGRATIONS[:2])
+    monkeypatch.setattr(store, "SCHEMA_VERSION", 2)
+    with opener() as st:
+        assert st.schema_version == 2
+        sql(st, "INSERT INTO materializations (asset, partition, status, run_id, materialized_at, attempted_at) "
+                "VALUES ('daily', '2024-01-01', 'done', 1, 1.0, 1.0)")
+        sql(st, "INSERT INTO check_results (run_id, asset, partition, check_name, status, severity, blocking, "
+                "recorded_at) VALUES (1, 'daily', '', 'not_null', 'passed', 'error', 1, 1.0)")
+    monkeypatch.undo()
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_version_2_state_goes_to_the_target_that_migrates(engine: str, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          request: pytest.FixtureRequest) -> None:
+    if engine == "sqlite":
+        def opener(**kw: Any) -> StateStore:
+            return StateStore(backend=SQLiteBackend(tmp_path), **kw)
+    else:
+        server: PgServer = request.getfixturevalue("pg_server")
+        schema = request.getfixturevalue("pg_schema")
+
+        def opener(**kw: Any) -> StateStore:
+            return StateStore(backend=PostgresBackend(server.url, schema), **kw)
+    version_2_state(monkeypatch, opener)
+    if engine == "postgresql":  # a shared state is migrated on purpose (`sqlassets state migrate`)
+        with pytest.raises(StateError, match="run `sqlassets state migrate`"):
+            opener(target="duckdb:wh/prod")
+        with opener(readonly=True, target="duckdb:wh/prod") as st:
+            assert st.schema_version == 2
+            assert list(st.materializations("daily")) == ["2024-01-01"]  # the older schema still reads
+            assert st.migrate() == (2, 3)
+    with opener(target="duckdb:wh/prod") as prod:  # SQLite migrates on open
+        assert prod.schema_version == 3
+        assert list(prod.materializations("daily")) == ["2024-01-01"]
+        assert [r.check for r in prod.latest_check_results()] == ["not_null"]
+    with opener(target="duckdb:wh/dev") as dev:
+        assert dev.materializations("daily") == {} and dev.latest_check_results() == []
+        assert dev.all_materializations() == {}
+
+
+def test_state_is_per_target(open_store: Opener) -> None:
+    """Two targets keep their own partition records, backfills, check results and leases."""
+    a, b = open_store(target="snowflake:acct/db/prod"), open_store(target="snowflake:acct/db/dev")
+    try:
+        ra = a.start_run("backfill", command="x", options={})
+        a.acquire_leases(["daily"], ra)
+        rb = b.start_run("backfill", command="y", options={})
+        b.acquire_leases(["daily"], rb)  # another target's relation: no conflict
+        a.record_units(ra, [rec("daily", "2024-01-01")])
+        bf = a.create_backfill("daily", {"daily": ["2024-01-01", "2024-01-02"]}, {})
+        a.record_check_results(ra, [CheckResult(asset="daily", check="not_null", status="passed")])
+        assert list(a.materializations("daily")) == ["2024-01-01"] and b.materializations("daily") == {}
+        assert [x["id"] for x in a.backfills()] == [bf] and b.backfills() == []
+        assert len(a.latest_check_results()) == 1 and b.latest_check_results() == []
+        b.record_units(rb, [rec("daily", "2024-01-01", "failed", error="boom")])
+        assert a.materializations("daily")["2024-01-01"].done  # dev's failure leaves prod's record alone
+        b.forget_asset("daily")
+        assert list(a.materializations("daily")) == ["2024-01-01"]
+        with open_store(target="snowflake:acct/db/dev") as b2:  # same target, another process: conflict
+            with pytest.raises(LeaseConflict):
+                b2.acquire_leases(["daily"], b2.start_run("backfill", command="z", options={}))
+        with open_store() as whole:  # a store opened without a project sees every target
+            assert sorted(whole.all_materializations()["daily"]) == ["2024-01-01"]
+            assert {r["target"] for r in whole.table_rows("materializations")} == {"snowflake:acct/db/prod"}
+    finally:
+        a.close()
+        b.close()
 
 
 def test_readonly_store_on_missing_db_writes_nothing(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import invoke
 from pg_server import PgServer
-from run_support import make_project
+from run_support import make_project, project_store
 
 from sqlassets.run.state import LeaseLost, StateStore, UnitRecord
 from sqlassets.run.state.postgres import PostgresBackend
@@ -22,7 +22,7 @@ def cli(root: Path, *args: str, **kw):  # noqa: ANN003, ANN201
 
 def test_unlock_asks_then_clears_and_the_holder_stops(tmp_path: Path) -> None:
     root = make_project(tmp_path / "p", days=2, end="2024-01-03", monthly=False)
-    with StateStore(root / ".sqlassets") as st:
+    with project_store(root) as st:
         run = st.start_run("backfill", command="holder", options={})
         st.acquire_leases(["daily", "summary"], run)
         info = cli(root, "state", "info")
@@ -51,7 +51,7 @@ def test_unlock_asks_then_clears_and_the_holder_stops(tmp_path: Path) -> None:
 
 def test_unlock_a_crashed_runs_lease_marks_it_crashed(tmp_path: Path) -> None:
     root = make_project(tmp_path / "p", days=2, end="2024-01-03", monthly=False, summary=False)
-    with StateStore(root / ".sqlassets", lease_ttl=1.0) as st:
+    with project_store(root, lease_ttl=1.0) as st:
         run = st.start_run("backfill", command="holder", options={})
         st.acquire_leases(["daily"], run)
         st._stop_heartbeat(run)  # as if its process froze: no more renewals
@@ -72,19 +72,25 @@ def test_postgres_state_migrate_through_the_cli(tmp_path: Path, pg_server: PgSer
         "warehouse: {type: duckdb, path: warehouse.duckdb}\n"
         f"state: {{url: \"{{{{ env_var('{ENV}') }}}}\", schema: {pg_schema}}}\n")
     env = {ENV: pg_server.url}
-    r = cli(root, "state", "migrate", env=env)
-    assert r.exit_code == 0 and "created the state" in r.stdout and "schema version 2" in r.stdout
-    assert "***" in r.stdout and pg_server.url not in r.stdout
-    with StateStore(backend=PostgresBackend(pg_server.url, pg_schema)) as st:  # back to version 1
-        st._s.execute("DELETE FROM schema_migrations WHERE version=2")
-        for table in ("leases", "runs"):
-            for col in ("host_id", "heartbeat_at", "expires_at"):
-                st._s.execute(f"ALTER TABLE {table} DROP COLUMN {col}")
-    assert cli(root, "status", env=env).exit_code == 0  # reading works on the older schema
+    from sqlassets.run.state import SCHEMA_VERSION, schema, store
+
+    with pytest.MonkeyPatch.context() as mp:  # a version-2 state, as sqlassets wrote it before targets
+        mp.setattr(store, "MIGRATIONS", schema.MIGRATIONS[:2])
+        mp.setattr(store, "SCHEMA_VERSION", 2)
+        r = cli(root, "state", "migrate", env=env)
+        assert r.exit_code == 0 and "created the state" in r.stdout and "schema version 2" in r.stdout
+        assert "***" in r.stdout and pg_server.url not in r.stdout
+        with StateStore(backend=PostgresBackend(pg_server.url, pg_schema)) as st:
+            st._s.execute("INSERT INTO materializations (asset, partition, status, run_id, materialized_at, "
+                          "attempted_at) VALUES ('daily', '2024-01-01', 'done', NULL, 1.0, 1.0)")
+    r = cli(root, "status", env=env)  # reading works on the older schema
+    assert r.exit_code == 0 and "missing  2024-01-02" in r.stdout and "missing  2024-01-01" not in r.stdout
     r = cli(root, "materialize", env=env)
     assert r.exit_code == 2 and "run `sqlassets state migrate`" in r.stderr
     r = cli(root, "state", "migrate", env=env)
-    assert r.exit_code == 0 and "from schema version 1 to 2" in r.stdout
+    assert r.exit_code == 0 and f"from schema version 2 to {SCHEMA_VERSION}" in r.stdout
+    r = cli(root, "status", env=env)  # the migrating target kept the record
+    assert r.exit_code == 0 and "missing  2024-01-02" in r.stdout and "missing  2024-01-01" not in r.stdout
     r = cli(root, "materialize", env=env)
     assert r.exit_code == 0, r.stderr
     r = cli(root, "state", "migrate", env=env)
@@ -104,7 +110,7 @@ def test_a_run_that_finishes_between_plan_and_leases_is_not_redone(tmp_path: Pat
     graph = load_graph(project)
 
     def other_machine_finishes(keys: list[str]) -> None:
-        with StateStore(root / ".sqlassets") as other:
+        with project_store(root) as other:
             run = other.start_run("backfill", command="machine A", options={})
             t = time.time()
             other.record_units(run, [UnitRecord("daily", f"2024-01-0{d}", "done", t, t, code_version=graph["daily"].code_version)

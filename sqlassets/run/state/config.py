@@ -89,12 +89,36 @@ def make_backend(project: Project, config: StateConfig | None = None) -> Any:
     return PostgresBackend(url, cfg.schema)
 
 
+def target_key(project: Project) -> str:
+    """Where the project's target writes, as the state keys it: `type:location/database/schema`.
+
+    State is per target because `--target dev` and `--target prod` write different relations: a dev
+    backfill must not make prod look done. The key is where the relations live, not the target's name:
+    two targets writing the same schema do share data, so they share records, and renaming a target in
+    profiles.yml loses nothing, nor does moving the project. Location: the Snowflake account (or host:port
+    of a local fake), the BigQuery endpoint when one is set; a DuckDB file is named by its database name
+    (the file's stem, as dbt-duckdb names it), so two checkouts sharing one file share its records.
+    """
+    wh = project.warehouse
+    o = wh.options
+    if wh.type == "duckdb":
+        where = ""  # the database name (the file's stem) says which file, as in dbt-duckdb's relation names
+    elif o.get("host") or o.get("api_endpoint"):
+        where = str(o.get("api_endpoint") or f"{o.get('host')}:{o.get('port') or ''}")
+    else:
+        where = str(o.get("account") or "")
+    return f"{wh.type}:{where}/{wh.database or ''}/{wh.schema or ''}".lower()
+
+
 def open_state(project: Project, *, readonly: bool = False, history: bool = False) -> StateStore:
-    """The project's state store. `history`: may mark crashed runs, never creates a database."""
+    """The project's state store, scoped to its target (`target_key`). `history`: may mark crashed runs,
+    never creates a database."""
     from sqlassets.run.state.store import StateStore
 
     cfg = project_state_config(project)
     backend = make_backend(project, cfg)
+    target = target_key(project)
     if history:
-        return StateStore(backend=backend, readonly=not backend.exists(), lease_ttl=cfg.lease_ttl, create=False)
-    return StateStore(backend=backend, readonly=readonly, lease_ttl=cfg.lease_ttl)
+        return StateStore(backend=backend, readonly=not backend.exists(), lease_ttl=cfg.lease_ttl, create=False,
+                          target=target)
+    return StateStore(backend=backend, readonly=readonly, lease_ttl=cfg.lease_ttl, target=target)

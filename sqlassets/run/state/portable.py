@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sqlassets.errors import UserError
-from sqlassets.run.state.schema import JSON_COLUMNS, SCHEMA_VERSION
+from sqlassets.run.state.schema import JSON_COLUMNS, SCHEMA_VERSION, TARGET_TABLES
 from sqlassets.run.state.store import StateStore, _Session
 
 FORMAT = "sqlassets-state"
@@ -130,6 +130,8 @@ def import_state(store: StateStore, path: Path) -> dict[str, int]:
             cols = columns.get(table)
             if cols is None:
                 cols = columns[table] = _columns(c, table)
+            if "target" in cols and "target" not in row and table in TARGET_TABLES:
+                row = {**row, "target": store.target}  # exported before state per target: this target's
             unknown = sorted(set(row) - set(cols))
             if unknown:
                 raise UserError(f"{table} rows have column(s) {', '.join(unknown)} this sqlassets does not know",

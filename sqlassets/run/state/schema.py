@@ -8,7 +8,7 @@ damage what a newer one wrote. (Version 1 databases recorded their version in `m
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _V1 = [
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)",
@@ -104,6 +104,57 @@ _V2 = [
     "ALTER TABLE runs ADD COLUMN expires_at {float}",
 ]
 
+# Version 3: state per target. `target` names where a target writes (`config.target_key`: warehouse,
+# account / file, database, schema), so `--target dev` and `--target prod` keep their own partition
+# records, backfills, check results and leases, while two targets writing the same relations share
+# them. Keys change, so materializations and leases are rebuilt (SQLite cannot alter a primary key);
+# existing rows get target '' and `StateStore.migrate` hands them to the target that migrates.
+_V3 = [
+    """CREATE TABLE materializations_v3 (
+    target TEXT NOT NULL DEFAULT '',
+    asset TEXT NOT NULL,
+    partition TEXT NOT NULL,
+    status TEXT NOT NULL,
+    run_id {bigint},
+    code_version TEXT,
+    upstream_versions TEXT,
+    rows {bigint},
+    duration {float},
+    materialized_at {float},
+    attempted_at {float} NOT NULL,
+    error TEXT,
+    PRIMARY KEY (target, asset, partition)
+){without_rowid}""",
+    "INSERT INTO materializations_v3 (target, asset, partition, status, run_id, code_version, upstream_versions, "
+    "rows, duration, materialized_at, attempted_at, error) SELECT '', asset, partition, status, run_id, "
+    "code_version, upstream_versions, rows, duration, materialized_at, attempted_at, error FROM materializations",
+    "DROP TABLE materializations",
+    "ALTER TABLE materializations_v3 RENAME TO materializations",
+    """CREATE TABLE leases_v3 (
+    target TEXT NOT NULL DEFAULT '',
+    asset TEXT NOT NULL,
+    run_id {bigint} NOT NULL,
+    backfill_id {bigint},
+    pid {bigint} NOT NULL,
+    host TEXT NOT NULL,
+    acquired_at {float} NOT NULL,
+    host_id TEXT,
+    heartbeat_at {float},
+    expires_at {float},
+    PRIMARY KEY (target, asset)
+)""",
+    "INSERT INTO leases_v3 (target, asset, run_id, backfill_id, pid, host, acquired_at, host_id, heartbeat_at, "
+    "expires_at) SELECT '', asset, run_id, backfill_id, pid, host, acquired_at, host_id, heartbeat_at, expires_at "
+    "FROM leases",
+    "DROP TABLE leases",
+    "ALTER TABLE leases_v3 RENAME TO leases",
+    "ALTER TABLE runs ADD COLUMN target TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE backfills ADD COLUMN target TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE check_results ADD COLUMN target TEXT NOT NULL DEFAULT ''",
+]
+#: tables whose rows belong to one target (the migration to version 3 hands legacy rows to one)
+TARGET_TABLES = ("materializations", "leases", "runs", "backfills", "check_results")
+
 VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
     version {bigint} PRIMARY KEY, description TEXT NOT NULL, applied_at {float} NOT NULL
 )"""
@@ -111,6 +162,7 @@ VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "runs, steps, materializations, backfills, leases, logs, check results", _V1),
     (2, "lease and run heartbeats with expiry", _V2),
+    (3, "state per target", _V3),
 ]
 assert MIGRATIONS[-1][0] == SCHEMA_VERSION
 

@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING, Any
 
 from sqlassets.errors import UserError
 from sqlassets.run.state.leases import DEFAULT_TTL, Heartbeat, holder_gone, host_id, pid_alive
-from sqlassets.run.state.schema import JSON_COLUMNS, MIGRATIONS, SCHEMA_VERSION, TABLES, VERSION_TABLE
+from sqlassets.run.state.schema import (
+    JSON_COLUMNS,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    TABLES,
+    TARGET_TABLES,
+    VERSION_TABLE,
+)
 from sqlassets.run.state.sqlite import DB_NAME, SQLiteBackend
 
 if TYPE_CHECKING:
@@ -122,7 +129,7 @@ class StateStore:
     """
 
     def __init__(self, state_dir: Path | None = None, *, readonly: bool = False, backend: Any = None,
-                 lease_ttl: float = DEFAULT_TTL, create: bool = True) -> None:
+                 lease_ttl: float = DEFAULT_TTL, create: bool = True, target: str | None = None) -> None:
         if backend is None:
             if state_dir is None:
                 raise TypeError("StateStore needs a state_dir or a backend")
@@ -132,6 +139,11 @@ class StateStore:
         self.location: str = backend.location
         self.path = getattr(backend, "path", None)
         self.readonly = readonly
+        # Where this target writes (`config.target_key`): partition records, backfills, check results
+        # and leases are this target's own. None (a store opened on a folder, without a project): reads
+        # see every target's rows, writes go under ''.
+        self.scope = target
+        self.target = target or ""
         self.lease_ttl = float(lease_ttl)
         self.host = socket.gethostname()
         self.host_id = host_id()
@@ -247,6 +259,10 @@ class StateStore:
                         s.execute(self.dialect.ddl(stmt))
                     s.execute("INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)",
                               (number, description, time.time()))
+                    if number == 3 and version >= 1 and self.target:
+                        # Records from before state per target: the target that upgrades keeps them.
+                        for table in TARGET_TABLES:
+                            s.execute(f"UPDATE {table} SET target=? WHERE target=''", (self.target,))
                 if version >= 1 and "schema_migrations" not in tables:
                     # a version-1 database from before the version table: record what it already had
                     s.execute("INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)",
@@ -288,6 +304,13 @@ class StateStore:
         with self._lock, self._errors():
             return _dicts(self._s.execute(sql, params))
 
+    def _where_target(self, glue: str = " AND") -> tuple[str, tuple[Any, ...]]:
+        """SQL and params limiting a read to this target's rows (a read-only look at a state from before
+        version 3 has no targets: everything is shown, as that version did)."""
+        if self.schema_version < 3 or self.scope is None:
+            return "", ()
+        return f"{glue} target=?", (self.target,)
+
     def _tx(self) -> _Tx:
         if self.readonly:
             raise RuntimeError("state store opened read-only")
@@ -301,10 +324,10 @@ class StateStore:
             now = c.now()
             run_id = int(c.execute(
                 "INSERT INTO runs (kind, backfill_id, status, started_at, command, options, pid, host, host_id, "
-                "heartbeat_at, expires_at) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                "heartbeat_at, expires_at, target) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (kind, backfill_id, started_at or time.time(), command, _json(options), os.getpid(), self.host,
                  self.host_id,
-                 now, now + self.lease_ttl)).fetchone()[0])
+                 now, now + self.lease_ttl, self.target)).fetchone()[0])
             if backfill_id is not None:
                 c.execute("UPDATE backfills SET last_run_id=?, status='running', updated_at=? WHERE id=?",
                           (run_id, time.time(), backfill_id))
@@ -474,7 +497,7 @@ class StateStore:
             now = c.now()
             conflicts: list[tuple[str, dict[str, Any], float]] = []
             for asset in wanted:
-                rows = _dicts(c.execute("SELECT * FROM leases WHERE asset=?", (asset,)))
+                rows = _dicts(c.execute("SELECT * FROM leases WHERE asset=? AND target=?", (asset, self.target)))
                 if not rows or rows[0]["run_id"] == run_id:
                     continue
                 holder = rows[0]
@@ -487,12 +510,12 @@ class StateStore:
                 return conflicts, []
             c.executemany(
                 "INSERT INTO leases (asset, run_id, backfill_id, pid, host, acquired_at, host_id, heartbeat_at, "
-                "expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (asset) DO UPDATE SET "
+                "expires_at, target) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (target, asset) DO UPDATE SET "
                 "run_id=excluded.run_id, backfill_id=excluded.backfill_id, pid=excluded.pid, host=excluded.host, "
                 "acquired_at=excluded.acquired_at, host_id=excluded.host_id, heartbeat_at=excluded.heartbeat_at, "
                 "expires_at=excluded.expires_at",
-                [(a, run_id, backfill_id, os.getpid(), self.host, now, self.host_id, now, now + self.lease_ttl)
-                 for a in wanted])
+                [(a, run_id, backfill_id, os.getpid(), self.host, now, self.host_id, now, now + self.lease_ttl,
+                  self.target) for a in wanted])
             for holder in {int(h["run_id"]): h for _, h, _ in taken}.values():
                 c.execute("UPDATE runs SET status='crashed', finished_at=? WHERE id=? AND status='running'",
                           (time.time(), holder["run_id"]))
@@ -556,12 +579,12 @@ class StateStore:
             if self.dialect.serialize:
                 c.execute(self.dialect.serialize)
             if asset is not None:
-                rows = _dicts(c.execute("SELECT * FROM leases WHERE asset=?", (asset,)))
+                rows = _dicts(c.execute("SELECT * FROM leases WHERE asset=? AND target=?", (asset, self.target)))
             else:
                 rows = _dicts(c.execute("SELECT * FROM leases WHERE run_id=?", (run_id,)))
             now = c.now()
             for r in rows:
-                c.execute("DELETE FROM leases WHERE asset=?", (r["asset"],))
+                c.execute("DELETE FROM leases WHERE asset=? AND target=?", (r["asset"], r["target"]))
             for rid in {int(r["run_id"]) for r in rows} | ({run_id} if run_id is not None else set()):
                 run = _dicts(c.execute("SELECT id, pid, host, host_id, expires_at FROM runs "
                                        "WHERE id=? AND status='running'", (rid,)))
@@ -577,7 +600,7 @@ class StateStore:
         mine = {r[0] for r in c.execute("SELECT asset FROM leases WHERE run_id=?", (run_id,)).fetchall()}
         lost = sorted(held - mine)
         if lost:
-            other = c.execute("SELECT run_id FROM leases WHERE asset=?", (lost[0],)).fetchone()
+            other = c.execute("SELECT run_id FROM leases WHERE asset=? AND target=?", (lost[0], self.target)).fetchone()
             by = f"run {other[0]} holds it now" if other else "it was cleared (sqlassets unlock)"
             raise LeaseLost(f"run {run_id} lost its lease on '{lost[0]}' ({by}): its heartbeat did not get "
                             "through for longer than the lease time; this run stops, and the partitions it "
@@ -601,32 +624,34 @@ class StateStore:
             if done:
                 c.executemany(
                     "INSERT INTO materializations (asset, partition, status, run_id, code_version, "
-                    "upstream_versions, rows, duration, materialized_at, attempted_at, error) "
-                    "VALUES (?,?,'done',?,?,?,?,?,?,?,NULL) ON CONFLICT(asset, partition) DO UPDATE SET "
+                    "upstream_versions, rows, duration, materialized_at, attempted_at, error, target) "
+                    "VALUES (?,?,'done',?,?,?,?,?,?,?,NULL,?) ON CONFLICT(target, asset, partition) DO UPDATE SET "
                     "status='done', run_id=excluded.run_id, code_version=excluded.code_version, "
                     "upstream_versions=excluded.upstream_versions, rows=excluded.rows, duration=excluded.duration, "
                     "materialized_at=excluded.materialized_at, attempted_at=excluded.attempted_at, error=NULL",
                     [(u.asset, u.partition, run_id, u.code_version,
                       _json(u.upstream_versions) if u.upstream_versions else None, u.rows,
-                      u.finished_at - u.started_at, u.finished_at, u.finished_at) for u in done])
+                      u.finished_at - u.started_at, u.finished_at, u.finished_at, self.target) for u in done])
             failed = [u for u in units if u.status == "failed"]
             if failed:
                 c.executemany(
-                    "INSERT INTO materializations (asset, partition, status, run_id, attempted_at, error) "
-                    "VALUES (?,?,'failed',?,?,?) ON CONFLICT(asset, partition) DO UPDATE SET status='failed', "
-                    "run_id=excluded.run_id, attempted_at=excluded.attempted_at, error=excluded.error",
-                    [(u.asset, u.partition, run_id, u.finished_at, u.error) for u in failed])
+                    "INSERT INTO materializations (asset, partition, status, run_id, attempted_at, error, target) "
+                    "VALUES (?,?,'failed',?,?,?,?) ON CONFLICT(target, asset, partition) DO UPDATE SET "
+                    "status='failed', run_id=excluded.run_id, attempted_at=excluded.attempted_at, error=excluded.error",
+                    [(u.asset, u.partition, run_id, u.finished_at, u.error, self.target) for u in failed])
 
     _MAT_COLS = "asset, partition, status, run_id, code_version, rows, materialized_at, attempted_at, error"
 
     def materializations(self, asset: str) -> dict[str, Materialization]:
-        rows = self._q(f"SELECT {self._MAT_COLS} FROM materializations WHERE asset=?", (asset,))
+        where, params = self._where_target()
+        rows = self._q(f"SELECT {self._MAT_COLS} FROM materializations WHERE asset=?{where}", (asset, *params))
         return {r[1]: Materialization(*r) for r in rows}
 
     def all_materializations(self, assets: Iterable[str] | None = None) -> dict[str, dict[str, Materialization]]:
         out: dict[str, dict[str, Materialization]] = {}
         wanted = set(assets) if assets is not None else None
-        for r in self._q(f"SELECT {self._MAT_COLS} FROM materializations"):
+        where, params = self._where_target(" WHERE")
+        for r in self._q(f"SELECT {self._MAT_COLS} FROM materializations{where}", params):
             if wanted is None or r[0] in wanted:
                 out.setdefault(r[0], {})[r[1]] = Materialization(*r)
         return out
@@ -634,16 +659,17 @@ class StateStore:
     def forget_asset(self, asset: str) -> None:
         """--full-refresh: the table is about to be dropped, so nothing of it counts as done any more."""
         with self._tx() as c:
-            c.execute("DELETE FROM materializations WHERE asset=?", (asset,))
+            c.execute("DELETE FROM materializations WHERE asset=? AND target=?", (asset, self.target))
 
     # -- backfills ------------------------------------------------------------------------------------
     def create_backfill(self, selection: str, requested: dict[str, list[str]], options: dict[str, Any]) -> int:
         total = sum(len(v) for v in requested.values())
         with self._tx() as c:
             return int(c.execute(
-                "INSERT INTO backfills (created_at, status, selection, requested, options, total, updated_at) "
-                "VALUES (?, 'running', ?, ?, ?, ?, ?) RETURNING id",
-                (time.time(), selection, _json(requested), _json(options), total, time.time())).fetchone()[0])
+                "INSERT INTO backfills (created_at, status, selection, requested, options, total, updated_at, target) "
+                "VALUES (?, 'running', ?, ?, ?, ?, ?, ?) RETURNING id",
+                (time.time(), selection, _json(requested), _json(options), total, time.time(),
+                 self.target)).fetchone()[0])
 
     def _backfill_row(self, row: dict[str, Any]) -> dict[str, Any]:
         row["requested"] = self._load_json("backfills", row["id"], "requested", row["requested"], {})
@@ -657,7 +683,10 @@ class StateStore:
         return self._backfill_row(rows[0]) if rows else None
 
     def backfills(self, limit: int = 50) -> list[dict[str, Any]]:
-        return [self._backfill_row(r) for r in self._qd("SELECT * FROM backfills ORDER BY id DESC LIMIT ?", (limit,))]
+        """This target's backfills, newest first."""
+        where, params = self._where_target(" WHERE")
+        return [self._backfill_row(r) for r in
+                self._qd(f"SELECT * FROM backfills{where} ORDER BY id DESC LIMIT ?", (*params, limit))]
 
     def backfill_outstanding(self, bf: dict[str, Any]) -> dict[str, list[str]]:
         """Requested partitions this backfill has not written yet, per asset.
@@ -703,11 +732,11 @@ class StateStore:
         with self._tx() as c:
             c.executemany(
                 "INSERT INTO check_results (run_id, asset, partition, check_name, status, severity, blocking, "
-                "column_name, observed, expected, message, source, details, recorded_at) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "column_name, observed, expected, message, source, details, recorded_at, target) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(run_id, r.asset, r.partition or "", r.check, r.status, r.severity, int(r.blocking), r.column,
-                  _json(r.observed), _json(r.expected), r.message, r.source, _json(r.details or {}), now)
-                 for r in results])
+                  _json(r.observed), _json(r.expected), r.message, r.source, _json(r.details or {}), now,
+                  self.target) for r in results])
 
     def latest_check_results(self, assets: Iterable[str] | None = None, *, run_id: int | None = None
                              ) -> list[CheckResult]:
@@ -717,9 +746,10 @@ class StateStore:
         if run_id is not None:
             rows = self._qd("SELECT * FROM check_results WHERE run_id=? ORDER BY id", (run_id,))
         else:
+            where, params = self._where_target(" WHERE")
             rows = self._qd(
-                "SELECT * FROM check_results WHERE id IN (SELECT max(id) FROM check_results "
-                "GROUP BY asset, partition, check_name) ORDER BY asset, partition, check_name")
+                f"SELECT * FROM check_results WHERE id IN (SELECT max(id) FROM check_results{where} "
+                "GROUP BY asset, partition, check_name) ORDER BY asset, partition, check_name", params)
         wanted = set(assets) if assets is not None else None
         out = []
         for r in rows:
@@ -737,7 +767,7 @@ class StateStore:
     def table_rows(self, table: str) -> Iterable[dict[str, Any]]:
         assert table in TABLES
         order = "id" if table in ("runs", "steps", "backfills", "check_results") else \
-            ("run_id, ts" if table == "logs" else ("asset, partition" if table == "materializations" else "1"))
+            ("run_id, ts" if table == "logs" else ("target, asset, partition" if table == "materializations" else "1"))
         return self._qd(f"SELECT * FROM {table} ORDER BY {order}")
 
     def count(self, table: str) -> int:
