@@ -37,7 +37,8 @@ def _lease_line(r: dict[str, Any]) -> str:
         life = f"expired {now - exp:.0f} s ago"
     else:
         life = f"renewed {_age(now, r.get('heartbeat_at'))}, expires in {exp - now:.0f} s"
-    return f"'{r['asset']}' held by {who}, pid {r['pid']} on {r['host']}, {life}"
+    target = f" (target {r['target']})" if r.get("target") else ""
+    return f"'{r['asset']}' held by {who}, pid {r['pid']} on {r['host']}, {life}{target}"
 
 
 @state.command("info")
@@ -52,13 +53,15 @@ def info(obj: CliContext, output: str) -> None:
     with _open(obj, readonly=True) as st:
         counts = {t: st.count(t) for t in ("runs", "backfills", "materializations", "check_results")}
         leases = st.leases() if st.schema_version >= 2 else []
-        data = {"backend": st.dialect.name, "location": st.location, "schema_version": st.schema_version,
+        data = {"backend": st.dialect.name, "location": st.location, "target": st.target,
+                "schema_version": st.schema_version,
                 "code_schema_version": SCHEMA_VERSION, "counts": counts,
                 "leases": [{k: v for k, v in r.items() if k != "now"} for r in leases]}
     if output == "json":
         click.echo(json.dumps(data, indent=2))
         return
     click.echo(f"state: {data['backend']} at {data['location']}")
+    click.echo(f"target: {data['target']} (records are kept per target)")
     version = data["schema_version"] or "none yet (created by the first run)"
     click.echo(f"schema version: {version} (this sqlassets: {SCHEMA_VERSION})")
     click.echo("rows: " + ", ".join(f"{n} {t}" for t, n in counts.items()))
