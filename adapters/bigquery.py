@@ -23,6 +23,10 @@ What BigQuery does differently, and what this adapter does about it:
 - **DDL is not transactional** (only temp tables inside a transaction), but a copy job with
   WRITE_TRUNCATE replaces a table's data and schema atomically and bills nothing: a table is built
   into a staging table and copied over the target. Seeds are load jobs (the CSV never goes through SQL).
+- **Time zones**: a unit of a partition in another timezone than UTC runs as a script that starts with
+  `SET @@time_zone = '<tz>'`, so casting its window bounds to TIMESTAMP, CURRENT_DATE and DATE(ts)
+  read wall-clock time in the partition's timezone, as DuckDB's per-unit `SET TimeZone` does (one
+  request still; BigQuery starts every script at UTC, so UTC partitions send nothing extra).
 - **Job labels** name the asset and partition (`sqlassets_asset`, `sqlassets_partition`), so billing
   exports and the job history show what each job wrote.
 - **CI gate**: the production dataset is cloned table by table (`CREATE TABLE ... CLONE`, zero-copy)
@@ -101,6 +105,18 @@ def script(statements: Sequence[str]) -> str:
     if len(statements) > 1 and all(is_dml(s) for s in statements):
         return f"BEGIN TRANSACTION;\n{body};\nCOMMIT TRANSACTION;"
     return body + (";" if len(statements) > 1 else "")
+
+
+_UTC = frozenset({"utc", "etc/utc", "gmt", "etc/gmt", "z", "zulu", "universal", "etc/universal"})
+
+
+def zoned(sql: str, time_zone: str | None) -> str:
+    """`sql` as a script that first sets @@time_zone; unchanged for UTC (where every script starts)."""
+    if not time_zone or time_zone.lower() in _UTC:
+        return sql
+    from sqlassets.run.windows import literal_sql
+
+    return f"SET @@time_zone = {literal_sql(time_zone, 'bigquery')};\n{sql.rstrip().rstrip(';')};"
 
 
 def bq_type(field: Any) -> str:
@@ -230,6 +246,7 @@ class BigQuerySession(Session):
     def __init__(self, adapter: BigQueryAdapter) -> None:
         self.adapter = adapter
         self.labels: dict[str, str] = {"app": "sqlassets"}
+        self.time_zone: str | None = None  # the unit's partition timezone (`zoned`)
         self.bytes_processed = 0
         self._buffer: list[str] | None = None
         self._job: Any = None
@@ -285,14 +302,17 @@ class BigQuerySession(Session):
         if self._buffer is not None:
             self._buffer.append(sql)
             return None
-        return self.run_job(sql).num_dml_affected_rows
+        text = zoned(sql, self.time_zone)
+        return self.run_job(text, statements=1 + (text != sql)).num_dml_affected_rows
 
     def run_atomic(self, statements: Sequence[str]) -> int | None:
         """A unit in one request: one statement as is, several as one script (see `script`)."""
         statements = [s for s in statements if s.strip()]
         if not statements:
             return None
-        job = self.run_job(script(statements), statements=len(statements))
+        body = script(statements)
+        text = zoned(body, self.time_zone)
+        job = self.run_job(text, statements=len(statements) + (text != body))
         return job.num_dml_affected_rows if len(statements) == 1 else None
 
     def query(self, sql: str, params: Sequence[Any] = (), *, qualified: bool = False) -> list[tuple[Any, ...]]:
@@ -406,6 +426,11 @@ class BigQueryAdapter(Adapter):
             except Exception:  # noqa: BLE001 - closing is best effort
                 pass
             self._client = None
+
+    def set_timezone(self, session: Session, timezone: str | None) -> None:
+        """The unit's writes run with @@time_zone set to it (`zoned`): no extra request."""
+        if isinstance(session, BigQuerySession):
+            session.time_zone = timezone
 
     def job_config(self, labels: dict[str, str], *, dry_run: bool = False, params: Sequence[Any] = (),
                    default_dataset: bool = True) -> Any:

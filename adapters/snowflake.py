@@ -12,6 +12,12 @@ What Snowflake does best, and why the adapter leans on it:
   staging`, a single metadata operation: readers see the old table or the new one, never neither.
 - **Query tags** travel as a statement parameter on the same request (`QUERY_TAG`), not as an extra
   `ALTER SESSION` round trip; the profile's own `query_tag` stays the session default.
+- **Time zones** travel the same way: a time-partitioned unit's requests carry `TIMEZONE` = the
+  partition's timezone (statement-level, as Snowpark's `statement_params` set it), so window bounds
+  compared with TIMESTAMP_TZ / TIMESTAMP_LTZ columns are instants in the partition's timezone and
+  CURRENT_DATE / `ts::date` follow it, as DuckDB's per-unit `SET TimeZone` does, with no extra round
+  trip (an `ALTER SESSION` would cost one per worker and leak into the next unit). Other units send
+  none and get the session's own default.
 - **Seeds** are uploaded to a temporary stage (`PUT`) and loaded with `COPY INTO`: the server reads the
   file in bulk instead of the client sending INSERT batches.
 - **Zero-copy CLONE** gives the CI gate an isolated schema without copying data.
@@ -54,6 +60,7 @@ class SnowflakeSession(Session):
         self.cur = conn.cursor()
         self.adapter = adapter
         self.tag: str | None = None
+        self.timezone: str | None = None  # the unit's partition timezone (None: the session default)
         self.sent: list[str] | None = None  # set by tests / benches to record exactly what is sent
 
     def set_query_tag(self, tag: str | None) -> None:
@@ -64,8 +71,9 @@ class SnowflakeSession(Session):
         if self.sent is not None:
             self.sent.append(sql)
         kwargs: dict[str, Any] = {}
-        if self.tag:
-            kwargs["_statement_params"] = {"QUERY_TAG": self.tag}
+        statement_params = {k: v for k, v in (("QUERY_TAG", self.tag), ("TIMEZONE", self.timezone)) if v}
+        if statement_params:
+            kwargs["_statement_params"] = statement_params
         return self.cur.execute(sql, list(params) if params else None, **kwargs)
 
     def execute(self, sql: str) -> int | None:
@@ -251,6 +259,13 @@ class SnowflakeAdapter(Adapter):
 
     def new_session(self) -> Session:
         return SnowflakeSession(self._connect(), self)
+
+    def set_timezone(self, session: Session, timezone: str | None) -> None:
+        """The unit's requests carry TIMEZONE as a statement parameter (see the module doc): no request."""
+        if isinstance(session, SnowflakeSession):
+            session.timezone = timezone
+        elif hasattr(session, "inner") and isinstance(session.inner, SnowflakeSession):
+            session.inner.timezone = timezone  # --dry-run: its reads run in the unit's timezone too
 
     # -- writes -------------------------------------------------------------------------------------
     def swap(self, session: Session, staging: exp.Table, target: exp.Table, target_kind: str | None) -> None:

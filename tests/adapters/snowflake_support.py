@@ -226,6 +226,7 @@ class SnowflakeProxy:
         self.queries = 0
         self.requests = 0
         self.texts: list[str] = []
+        self.parameters: list[dict[str, Any]] = []  # each query request's statement parameters
         self._lock = threading.Lock()
         proxy = self
 
@@ -263,6 +264,7 @@ class SnowflakeProxy:
         with self._lock:
             self.queries = self.requests = 0
             self.texts.clear()
+            self.parameters.clear()
 
     def _send(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, list, bytes]:
         import http.client
@@ -297,6 +299,7 @@ class SnowflakeProxy:
         with self._lock:
             self.queries += 1
             self.texts.append(sql)
+            self.parameters.append(dict(req.get("parameters") or {}))
         for pattern, repl in self.rewrite.items():
             sql = pattern.sub(repl, sql)
         m = _BLOCK.match(sql) if self.scripting else None
