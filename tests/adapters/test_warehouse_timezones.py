@@ -6,7 +6,8 @@ BigQuery through `SET @@time_zone` at the head of the unit's script. fakesnow is
 pinned to UTC, it refuses `ALTER SESSION SET TIMEZONE`, and it ignores statement parameters), so no
 engine here can show a New York day on Snowflake: the end-to-end test runs the real CLI against fakesnow
 behind a recording proxy and checks what each request carries; the golden tests pin the exact text and
-parameters real Snowflake and BigQuery are sent (recording cursor: no account can run here).
+parameters real Snowflake and BigQuery are sent (recording cursor / client: no account can run here, and
+the BigQuery emulator cannot parse `@@` variables).
 """
 
 from __future__ import annotations
@@ -105,8 +106,9 @@ def test_golden_bigquery_script_sets_the_time_zone_first() -> None:
 
 
 def test_bigquery_session_sends_one_zoned_job_per_unit() -> None:
-    """The session's own path from `set_timezone` to `client.query`: a recording stand-in for the client
-    (the BigQuery emulator is exercised by the golden tests at UTC, where nothing changes)."""
+    """The session's own path from `set_timezone` to `client.query`. A recording stand-in for the client,
+    because nothing real can run it here: the bqemulator refuses `SET @@time_zone` ("Expected identifier,
+    got AT_AT"); its golden tests run at UTC, where nothing is added."""
     pytest.importorskip("google.cloud.bigquery")
     from sqlassets.adapters.bigquery import BigQueryAdapter, BigQuerySession
     from sqlassets.project import Warehouse
