@@ -95,19 +95,24 @@ def target_key(project: Project) -> str:
     State is per target because `--target dev` and `--target prod` write different relations: a dev
     backfill must not make prod look done. The key is where the relations live, not the target's name:
     two targets writing the same schema do share data, so they share records, and renaming a target in
-    profiles.yml loses nothing, nor does moving the project. Location: the Snowflake account (or host:port
-    of a local fake), the BigQuery endpoint when one is set; a DuckDB file is named by its database name
-    (the file's stem, as dbt-duckdb names it), so two checkouts sharing one file share its records.
+    profiles.yml loses nothing. Location: the Snowflake account (or host:port of a local fake), the
+    BigQuery endpoint when one is set, the DuckDB file's absolute path (two checkouts writing one file
+    share its records; a CI copy of the file does not; moving the project folder makes its DuckDB
+    partitions look missing, so they are rebuilt rather than wrongly skipped). A relocated warehouse
+    (the CI gate building into a clone) is its own target.
     """
     wh = project.warehouse
     o = wh.options
     if wh.type == "duckdb":
-        where = ""  # the database name (the file's stem) says which file, as in dbt-duckdb's relation names
+        where = Path(wh.path).resolve().as_posix() if wh.path is not None else ":memory:"
     elif o.get("host") or o.get("api_endpoint"):
         where = str(o.get("api_endpoint") or f"{o.get('host')}:{o.get('port') or ''}")
     else:
         where = str(o.get("account") or "")
-    return f"{wh.type}:{where}/{wh.database or ''}/{wh.schema or ''}".lower()
+    key = f"{wh.type}:{where}/{wh.database or ''}/{wh.schema or ''}"
+    if wh.relocate:
+        key += " relocated " + ",".join(f"{a}.{b}->{c}.{d}" for (a, b), (c, d) in wh.relocate)
+    return key.lower() if wh.type != "duckdb" else key
 
 
 def open_state(project: Project, *, readonly: bool = False, history: bool = False) -> StateStore:
