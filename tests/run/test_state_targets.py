@@ -77,3 +77,21 @@ def test_a_backfill_on_one_target_leaves_the_other_missing(project: Path) -> Non
     r = cli(project, "--target", "prod", "backfill", "resume", str(bf["id"]))
     assert r.exit_code == 2 and r.stderr.count("\n") == 1
     assert "resume it with the --target it was started on" in r.stderr
+
+
+def test_target_key_is_where_the_target_writes(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from sqlassets.project import load_project
+    from sqlassets.run.state.config import target_key
+
+    root = write_project(tmp_path / "k", FILES)
+    prod, dev, again = (target_key(load_project(root, target=t)) for t in ("prod", "dev", "prod_again"))
+    assert prod == again != dev
+    assert prod == f"duckdb:{(root / 'wh.duckdb').resolve().as_posix()}/wh/prod"
+    project = load_project(root, target="prod")
+    ci = replace(project, warehouse=replace(project.warehouse, relocate=((("wh", "prod"), ("wh", "prod_ci")),)))
+    assert target_key(ci) != prod  # the CI gate's clone keeps its own records
+    sf = replace(project, warehouse=replace(project.warehouse, type="snowflake", path=None, database="ANALYTICS",
+                                            schema="DBT_ALICE", options={"account": "XY12345"}))
+    assert target_key(sf) == "snowflake:xy12345/analytics/dbt_alice"
