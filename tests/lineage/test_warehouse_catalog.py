@@ -128,3 +128,40 @@ def test_cli_stats_names_the_catalog_and_rejects_bad_modes(project: Path) -> Non
 def test_reachability_check_is_bounded() -> None:
     with pytest.raises(UserError, match="is not reachable"):
         catalog_mod.reachable("127.0.0.1", free_port(), timeout=1.0)
+
+
+BQ_ASSET = """-- materialized: table
+-- dialect: bigquery
+select * from {raw}.customers where country <> 'XX'
+"""
+
+
+def test_bigquery_catalog_through_the_same_adapter_interface(bq_emulator, tmp_path: Path) -> None:
+    """BigQuery (the emulator): one INFORMATION_SCHEMA script over the project's datasets fills a
+    `select *` over an undeclared table."""
+    import uuid
+
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery
+
+    raw = f"raw_{uuid.uuid4().hex[:8]}"
+    client = bigquery.Client(project="sqlassets-test", credentials=AnonymousCredentials(),
+                             client_options=ClientOptions(api_endpoint=bq_emulator.endpoint))
+    client.create_dataset(f"sqlassets-test.{raw}")
+    try:
+        client.query(f"CREATE TABLE `sqlassets-test.{raw}.customers` (customer_id INT64, country STRING, "
+                     "signed_up DATE)").result()
+        root = tmp_path / "bq"
+        (root / "sql").mkdir(parents=True)
+        (root / "sqlassets.yml").write_text(
+            "sql_paths: [sql]\nwarehouse: {type: bigquery, method: oauth, project: sqlassets-test, "
+            f"dataset: mart, location: US, api_endpoint: '{bq_emulator.endpoint}'}}\n")
+        (root / "sql" / "active_customers.sql").write_text(BQ_ASSET.format(raw=raw))
+        b = build(root)
+        assert b.stats.catalog.startswith("bigquery catalog from INFORMATION_SCHEMA, fetched now"), b.stats.catalog
+        assert "1 query" in b.stats.catalog
+        assert b.columns.assets["active_customers"].columns == ("customer_id", "country", "signed_up")
+        assert status(b, f"{raw}.customers.signed_up") == "declared"
+    finally:
+        client.delete_dataset(f"sqlassets-test.{raw}", delete_contents=True, not_found_ok=True)
