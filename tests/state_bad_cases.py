@@ -22,7 +22,10 @@ def _project(tmp: Path) -> tuple[Path, Path]:
 
 
 def _real_state(state_dir: Path, partitions: int = 3000) -> None:
-    with StateStore(state_dir) as st:
+    from sqlassets.project import load_project
+    from sqlassets.run.state.config import target_key
+
+    with StateStore(state_dir, target=target_key(load_project(state_dir.parent))) as st:
         run = st.start_run("backfill", command="x", options={})
         t = time.time()
         st.record_units(run, [UnitRecord("daily_revenue", f"2020-01-01+{i}", "done", t, t + 1, rows=i)

@@ -165,6 +165,8 @@ class StateStore:
             with self._errors():
                 self._open_schema()
                 backend.ready(raw, writable=not readonly)
+                if not self.readonly and self.scope and self.schema_version >= 3:
+                    self._adopt_legacy()
         except BaseException:
             self.close()
             raise
@@ -259,22 +261,45 @@ class StateStore:
                         s.execute(self.dialect.ddl(stmt))
                     s.execute("INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)",
                               (number, description, time.time()))
-                    if number == 3 and version >= 1 and self.target:
-                        # Records from before state per target: the target that upgrades keeps them.
-                        for table in TARGET_TABLES:
-                            s.execute(f"UPDATE {table} SET target=? WHERE target=''", (self.target,))
                 if version >= 1 and "schema_migrations" not in tables:
                     # a version-1 database from before the version table: record what it already had
                     s.execute("INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)",
                               (1, MIGRATIONS[0][1], time.time()))
                 s.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO "
                           "UPDATE SET value = excluded.value", (str(SCHEMA_VERSION),))
+                if self.scope and SCHEMA_VERSION >= 3:
+                    self._claim_legacy(s)
                 s.execute("COMMIT")
             except BaseException:
                 s.execute("ROLLBACK")
                 raise
             self.schema_version = SCHEMA_VERSION
         return start, SCHEMA_VERSION
+
+    def _adopt_legacy(self) -> None:
+        """Records from before state per target (target '') go to the first target that opens the state
+        for writing (or runs `state migrate`): one look at `meta` per open once that has happened."""
+        assert self._s is not None
+        s = self._s
+        if s.execute("SELECT 1 FROM meta WHERE key='legacy_target'").fetchone():
+            return
+        with self._lock:
+            s.execute(self.dialect.begin_write)
+            try:
+                if self.dialect.serialize:
+                    s.execute(self.dialect.serialize)
+                self._claim_legacy(s)
+                s.execute("COMMIT")
+            except BaseException:
+                s.execute("ROLLBACK")
+                raise
+
+    def _claim_legacy(self, s: _Session) -> None:
+        if s.execute("SELECT 1 FROM meta WHERE key='legacy_target'").fetchone():
+            return
+        for table in TARGET_TABLES:
+            s.execute(f"UPDATE {table} SET target=? WHERE target=''", (self.target,))
+        s.execute("INSERT INTO meta (key, value) VALUES ('legacy_target', ?)", (self.target,))
 
     def close(self) -> None:
         for beat in list(self._beats.values()):
