@@ -178,6 +178,6 @@ def test_raw_sql_project_warehouse_change_gives_the_cold_result(tmp_path: Path) 
         busy = warm(root)
     finally:
         writer.close()
-    assert busy.stats.catalog.startswith("catalog not read")
+    assert busy.stats.catalog.startswith("offline (catalog not read")
     after = warm(root)
     assert after.columns.assets["events_clean"].columns == ("id", "kind", "amount", "channel")
