@@ -438,7 +438,7 @@ class BigQueryAdapter(Adapter):
 
         cfg = bigquery.QueryJobConfig(labels=dict(labels), use_legacy_sql=False)
         if default_dataset:  # unqualified names in raw SQL assets (`FROM daily`) are the profile's dataset
-            cfg.default_dataset = f"{self.project}.{self.dataset}"
+            cfg.default_dataset = ".".join(self.located(self.project, self.dataset))
         if self.maximum_bytes_billed:
             cfg.maximum_bytes_billed = self.maximum_bytes_billed
         if self.priority == "BATCH":
@@ -485,6 +485,17 @@ class BigQueryAdapter(Adapter):
         """BigQuery SQL, with partition-window bounds typed to the column they bound (see the module doc)."""
         if any(isinstance(lit, exp.Literal) and lit.this in SENTINEL_BOUNDS for lit in expression.find_all(exp.Literal)):
             expression = self._type_windows(expression.copy())
+        weeks = [t for t in expression.find_all(exp.DateTrunc, exp.TimestampTrunc, exp.DatetimeTrunc)
+                 if isinstance(t.args.get("unit"), exp.Var | exp.Literal) and t.args["unit"].name.upper() == "WEEK"]
+        if weeks:
+            # `date_trunc('week', d)` read from DuckDB, Snowflake or Postgres starts weeks on Monday, but
+            # sqlglot writes BigQuery's WEEK, which starts on Sunday. BigQuery's own `WEEK` parses as
+            # WEEK(SUNDAY) (a WeekStart), so a bare WEEK unit here came from another dialect.
+            expression = expression.copy()
+            for t in expression.find_all(exp.DateTrunc, exp.TimestampTrunc, exp.DatetimeTrunc):
+                unit = t.args.get("unit")
+                if isinstance(unit, exp.Var | exp.Literal) and unit.name.upper() == "WEEK":
+                    t.set("unit", exp.WeekStart(this=exp.var("MONDAY")))
         return super().render(expression)
 
     def _type_windows(self, tree: exp.Expression) -> exp.Expression:
@@ -547,13 +558,26 @@ class BigQueryAdapter(Adapter):
         return tuple(p.lower() for p in (table.catalog, table.db, table.name))
 
     def _ref(self, relation: Relation | exp.Table) -> str:
+        """`project.dataset.table` for an API call (tables.get, copy, load, delete): where the relation
+        really is, so in the CI gate every lookup and write goes to the CI dataset, as the SQL does."""
         if isinstance(relation, exp.Table):
             project, dataset, name = relation.catalog or self.project, relation.db or self.dataset, relation.name
         else:
             project = relation.database or self.project
             dataset = relation.schema or self.dataset
             name = relation.identifier
+        project, dataset = self.located(str(project), str(dataset))
         return f"{project}.{dataset}.{name}"
+
+    def located(self, project: str | None, dataset: str) -> tuple[str, str]:
+        """(project, dataset) where a dataset the project names really is: its CI copy in the CI gate
+        (`Warehouse.relocate`), else itself."""
+        project = project or str(self.project)
+        if self._relocate:
+            dst = self._relocate.get((project.lower(), dataset.lower()))
+            if dst is not None:
+                return dst[0] or project, dst[1]
+        return project, dataset
 
     # -- table options (partitioning, clustering) -----------------------------------------------------
     def table_properties(self, session: Session, asset: Asset, pdef: PartitionsDef | None,
@@ -652,8 +676,7 @@ class BigQueryAdapter(Adapter):
 
     def ensure_schema(self, session: Session, relation: Relation) -> None:
         """The dataset, through the API (in the profile's location), once per run."""
-        project = relation.database or self.project
-        dataset = relation.schema or self.dataset
+        project, dataset = self.located(relation.database or self.project, relation.schema or self.dataset)
         if (project, dataset) in self._datasets:
             return
         from google.cloud import bigquery
@@ -674,7 +697,7 @@ class BigQueryAdapter(Adapter):
     def catalog(self, session: Session, schemas: Sequence[tuple[str | None, str]] = ()
                 ) -> list[tuple[str, str, str, str, str]]:
         """(project, dataset, table, column, type) from INFORMATION_SCHEMA.COLUMNS: one query for all datasets."""
-        pairs = list(schemas) or [(self.project, self.dataset)]
+        pairs = list(schemas) or [self.located(self.project, self.dataset)]
         selects = [
             exp.select("table_catalog", "table_schema", "table_name", "column_name", "data_type", "ordinal_position")
             .from_(exp.Table(this=exp.to_identifier("COLUMNS"), db=exp.to_identifier("INFORMATION_SCHEMA"),
@@ -744,15 +767,16 @@ class BigQueryAdapter(Adapter):
         """
         from google.cloud import bigquery
 
-        schema = [bigquery.SchemaField(name, typ) for name, typ in seed_schema(path, column_types)]
+        schema = [_schema_field(bigquery, name, typ) for name, typ in seed_schema(path, column_types)]
         cfg = bigquery.LoadJobConfig(source_format=bigquery.SourceFormat.CSV, skip_leading_rows=1, schema=schema,
                                      write_disposition="WRITE_TRUNCATE", allow_quoted_newlines=True,
                                      labels=self._labels(session))
 
         def load() -> int | None:
             with path.open("rb") as fh:
-                job = self.client.load_table_from_file(fh, self._ref(staging), job_config=cfg, location=self.location)
                 try:
+                    job = self.client.load_table_from_file(fh, self._ref(staging), job_config=cfg,
+                                                           location=self.location)
                     job.result(timeout=self.job_timeout)
                 except Exception as exc:  # noqa: BLE001
                     raise UserError(f"seed {path.name}: BigQuery load job failed: {self.error(exc)}") from None
@@ -766,8 +790,10 @@ class BigQueryAdapter(Adapter):
 
     def clone_schema(self, session: Session, source: tuple[str | None, str], target: tuple[str | None, str]) -> None:
         """The CI dataset: zero-copy `CLONE` of every table (billed only for what the CI run changes),
-        views re-created reading the clones. The dataset expires its tables after a day by default, so a
-        CI dataset left behind (--keep, a crash) does not cost storage for long.
+        a view over each production view (`_ci_view`). The dataset expires its tables after a day by default, so a
+        CI dataset left behind (--keep, a crash) does not cost storage for long. A CI dataset an earlier
+        run kept is dropped first, as Snowflake's `CREATE OR REPLACE SCHEMA ... CLONE` replaces its
+        schema: nothing of an earlier build survives into this one.
         """
         from google.cloud import bigquery
 
@@ -778,6 +804,7 @@ class BigQueryAdapter(Adapter):
             ds.location = self.location
         ds.default_table_expiration_ms = int(self.options.get("ci_table_expiration_hours", 24)) * 3600 * 1000
         ds.labels = {"app": "sqlassets", "sqlassets_ci": "true"}
+        self.drop_schema(session, (dst_project, dst_ds))
         self._api(session, f"create dataset {dst_project}.{dst_ds}", lambda: self.client.create_dataset(ds, exists_ok=True))
         tables: list[str] = []
         views: list[str] = []
@@ -790,39 +817,32 @@ class BigQueryAdapter(Adapter):
                 views.append(item.table_id)
         if tables:
             session.run_atomic(tables)  # type: ignore[attr-defined]
-        if views:  # after the tables they read; definitions in one query rather than a call per view
-            info = exp.Table(this=exp.to_identifier("VIEWS"), db=exp.to_identifier("INFORMATION_SCHEMA"),
-                             catalog=exp.Dot(this=exp.to_identifier(src_project, quoted=True),
-                                             expression=exp.to_identifier(src_ds, quoted=True)))
-            sql = exp.select("table_name", "view_definition").from_(info).sql(self.dialect)
-            rows = (session.query(sql, qualified=True) if isinstance(session, BigQuerySession)  # type: ignore[call-arg]
-                    else session.query(sql))
-            definitions = {r[0]: r[1] for r in rows}
-            session.run_atomic([  # type: ignore[attr-defined]
-                self._retarget_view(definitions[v], exp.table_(v, db=dst_ds, catalog=dst_project, quoted=True),
-                                    (src_project, src_ds), (dst_project, dst_ds))
-                for v in views if definitions.get(v)])
+        if views:
+            session.run_atomic([self._ci_view(v, (src_project, src_ds), (dst_project, dst_ds))  # type: ignore[attr-defined]
+                                for v in views])
 
-    def _retarget_view(self, query: str, dst: exp.Table, source: tuple[str, str], target: tuple[str, str]) -> str:
-        import sqlglot
+    def _ci_view(self, view: str, source: tuple[str, str], target: tuple[str, str]) -> str:
+        """A production view in the CI dataset: `CREATE OR REPLACE VIEW ci.v AS SELECT * FROM prod.v`.
 
-        tree = sqlglot.parse_one(query, read=self.dialect)
-        for t in tree.find_all(exp.Table):
-            if t.db == source[1] and (t.catalog or source[0]) == source[0]:
-                t.set("db", exp.to_identifier(target[1], quoted=True))
-                t.set("catalog", exp.to_identifier(target[0], quoted=True))
-        return exp.Create(this=dst, kind="VIEW", replace=True, expression=tree).sql(dialect=self.dialect)
+        The same rows as re-pointing its query at the clones would give: a view whose upstream changed
+        is part of the CI build, which re-creates it from its own SQL over the CI dataset; the others read
+        only what the CI build leaves as it is. It needs no view definitions (an INFORMATION_SCHEMA query
+        bills at least 10 MB, and the emulator returns definitions without their string literals) and no
+        ordering between views that read each other.
+        """
+        src = exp.table_(view, db=source[1], catalog=source[0], quoted=True)
+        dst = exp.table_(view, db=target[1], catalog=target[0], quoted=True)
+        return exp.Create(this=dst, kind="VIEW", replace=True,
+                          expression=exp.select("*").from_(src)).sql(dialect=self.dialect)
 
     def checks_connection(self) -> Any:
-        """A DB-API connection (google.cloud.bigquery.dbapi) over this adapter's client, for checks."""
-        from google.cloud.bigquery import dbapi
+        """What dbt tests read through: a minimal DB-API connection whose queries are jobs of this thread's
+        session, so they carry its labels, `maximum_bytes_billed`, retries and cancel-on-Ctrl-C, and read
+        the CI dataset in the gate (the SDK's own dbapi module would send none of that)."""
+        from sqlassets.adapters.base import ChecksConnection
 
-        conn = dbapi.connect(self.client)
-        try:
-            from sqlassets.adapters.base import ChecksConnection  # type: ignore[attr-defined]
-        except ImportError:
-            return conn
-        return ChecksConnection(self, conn)
+        self.open()
+        return ChecksConnection(self, _SessionConnection(self))
 
     def drop_schema(self, session: Session, target: tuple[str | None, str]) -> None:
         """Drop a CI dataset and everything in it."""
@@ -902,6 +922,18 @@ def _fn(name: str, *args: exp.Expression) -> exp.Expression:
     return exp.Anonymous(this=name, expressions=list(args))
 
 
+def _schema_field(bigquery: Any, name: str, typ: str) -> Any:
+    """A load job's SchemaField for a GoogleSQL type name: `NUMERIC(12, 2)` is NUMERIC with precision 12 and
+    scale 2 (the API takes no parameters in the type name)."""
+    m = re.match(r"^\s*(BIGNUMERIC|NUMERIC|STRING|BYTES)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)\s*$", typ, re.I)
+    if not m:
+        return bigquery.SchemaField(name, typ)
+    base, first, second = m.group(1).upper(), int(m.group(2)), m.group(3)
+    if base in ("STRING", "BYTES"):
+        return bigquery.SchemaField(name, base, max_length=first)
+    return bigquery.SchemaField(name, base, precision=first, scale=int(second) if second is not None else None)
+
+
 def _param(bigquery: Any, value: Any) -> Any:
     if isinstance(value, bool):
         typ = "BOOL"
@@ -976,6 +1008,42 @@ def human_bytes(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024  # type: ignore[assignment]
     return f"{n} B"
+
+
+class _SessionConnection:
+    """`cursor()` over the adapter's session, the part of DB-API checks use."""
+
+    def __init__(self, adapter: BigQueryAdapter) -> None:
+        self.adapter = adapter
+
+    def cursor(self) -> _SessionCursor:
+        return _SessionCursor(self.adapter)
+
+    def close(self) -> None:
+        pass
+
+
+class _SessionCursor:
+    """`execute(sql)` runs one query job on this thread's session and returns the cursor (as DuckDB's and
+    Snowflake's cursors do), `fetchone`/`fetchall` read its rows."""
+
+    def __init__(self, adapter: BigQueryAdapter) -> None:
+        self.adapter = adapter
+        self._rows: list[tuple[Any, ...]] = []
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> _SessionCursor:
+        self._rows = list(self.adapter.session().query(sql, params))
+        return self
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self._rows.pop(0) if self._rows else None
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        rows, self._rows = self._rows, []
+        return rows
+
+    def close(self) -> None:
+        self._rows = []
 
 
 class BigQueryDryRunSession(DryRunSession):

@@ -108,16 +108,18 @@ def remote_ci_project(project: Project, graph: AssetGraph, ci_dir: Path) -> tupl
         raise UserError("the CI gate found no schema to clone: no asset of the project is built")
     pairs = [(src, (src[0], src[1] + SUFFIX)) for src in schemas]
     adapter = adapter_for(wh)
-    seeded = True
     try:
         adapter.open()
         session = adapter.session()
         existing = {(d, s) for d, s, _t in adapter.relations(session) if d or s}
+        # Production exists when any of its schemas does; one it never wrote (e.g. the snapshots' schema
+        # where only `dbt snapshot` writes) is an empty CI schema. Nothing at all in production: the gate
+        # builds the upstream too.
+        seeded = any(src in existing for src, _dst in pairs)
         for src, dst in pairs:
             if src in existing:
                 adapter.clone_schema(session, src, dst)
-            else:  # nothing in production yet: an empty CI schema, and the gate builds the upstream too
-                seeded = False
+            else:
                 adapter.drop_schema(session, dst)
                 adapter.ensure_schema(session, _relation(dst))
     finally:

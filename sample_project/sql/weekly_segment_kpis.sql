@@ -3,6 +3,7 @@
 -- owner: growth-analytics@shop.example
 -- group: growth
 -- tags: kpi, weekly
+-- dialect: duckdb
 -- description: The daily segment KPIs rolled up to ISO weeks (Monday start), with week-over-week revenue growth, for the Monday growth review.
 WITH weekly AS (
     SELECT

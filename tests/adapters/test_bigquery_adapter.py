@@ -249,7 +249,7 @@ def test_seed_load_job_then_atomic_copy_over_target(emu_adapter: BigQueryAdapter
     assert a.relation_type(s, Relation("sqlassets-test", a.dataset, staging.name)) is None
 
 
-def test_ci_clone_copies_tables_and_retargets_views_then_drops(emu_adapter: BigQueryAdapter) -> None:
+def test_ci_clone_copies_tables_and_views_then_drops(emu_adapter: BigQueryAdapter) -> None:
     a = emu_adapter
     s = a.session()
     p = "`sqlassets-test`"
@@ -259,7 +259,8 @@ def test_ci_clone_copies_tables_and_retargets_views_then_drops(emu_adapter: BigQ
     ci = a.dataset + "_ci"
     a.clone_schema(s, ("sqlassets-test", a.dataset), ("sqlassets-test", ci))
     s.execute(f"INSERT INTO {p}.`{ci}`.`base` (n) SELECT 2")
-    assert sorted(s.query(f"SELECT n FROM {p}.`{ci}`.`vw`")) == [(1,), (2,)]  # the view reads the clone
+    assert sorted(s.query(f"SELECT n FROM {p}.`{ci}`.`base`")) == [(1,), (2,)]  # the clone takes writes
+    assert s.query(f"SELECT n FROM {p}.`{ci}`.`vw`") == [(1,)]  # a view over production's (see _ci_view)
     assert s.query(f"SELECT n FROM {p}.`{a.dataset}`.`base`") == [(1,)]  # production untouched
     a.drop_schema(s, ("sqlassets-test", ci))
     assert a.relation_type(s, Relation("sqlassets-test", ci, "base")) is None

@@ -60,7 +60,7 @@ joined as (
         cast(coalesce(a.gross_revenue, 0) as decimal(14, 2)) as gross_revenue,
         cast(coalesce(a.refunded_amount, 0) as decimal(14, 2)) as refunded_amount,
         cast(coalesce(a.net_revenue, 0) as decimal(14, 2)) as net_revenue,
-        datediff('day', a.last_purchase_date, o.as_of_date) as days_since_last_purchase
+        {{ dbt.datediff('a.last_purchase_date', 'o.as_of_date', 'day') }} as days_since_last_purchase
     from customers as c
     cross join as_of as o
     left join activity as a on c.customer_id = a.customer_id

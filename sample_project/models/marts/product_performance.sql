@@ -15,10 +15,10 @@ monthly as (
 
     select
         product_id,
-        date_trunc('month', event_date) as sales_month,
+        cast({{ dbt.date_trunc('month', 'event_date') }} as date) as sales_month,
         sum(signed_amount) as net_revenue
     from purchases
-    group by product_id, date_trunc('month', event_date)
+    group by product_id, sales_month
 
 ),
 
