@@ -4,7 +4,10 @@ What BigQuery does differently, and what this adapter does about it:
 
 - **Every statement is a job** (a REST round trip of 0.3-2 s plus polling). A unit's statements go in
   one request: a partition replace is one script `BEGIN TRANSACTION; DELETE ...; INSERT ...; COMMIT
-  TRANSACTION;`, which BigQuery runs all-or-nothing (a failed or cancelled script rolls back). Catalog
+  TRANSACTION;`, which BigQuery runs all-or-nothing (a failed or cancelled script rolls back). The
+  script keeps its last statement's `@@row_count` and SELECTs it after COMMIT, so the rows a partition
+  wrote come back in the same request (a script job reports no DML statistics of its own; listing its
+  child jobs would be one more request per unit). Catalog
   reads use the free metadata API (`tables.get`), not INFORMATION_SCHEMA queries, which bill at least
   10 MB each; the lineage catalog reads INFORMATION_SCHEMA.COLUMNS once per dataset.
 - **DML has per-table concurrency limits** (a few mutating statements at a time; two transactions on one
@@ -30,14 +33,19 @@ What BigQuery does differently, and what this adapter does about it:
 - **Job labels** name the asset and partition (`sqlassets_asset`, `sqlassets_partition`), so billing
   exports and the job history show what each job wrote.
 - **CI gate**: the production dataset is cloned table by table (`CREATE TABLE ... CLONE`, zero-copy)
-  into a CI dataset created with a default table expiration, so a forgotten CI dataset cleans itself up.
+  into a CI dataset created with a default table expiration, so a forgotten CI dataset cleans itself up;
+  each production view gets a view over it there (`_ci_view`). The build runs relocated
+  (`Warehouse.relocate`): statements through `render`, and every API call (tables.get, copy, load,
+  delete, the jobs' default dataset) through `_ref` / `located`, name the CI dataset, never production.
 
 Profile keys, as dbt-bigquery reads them: `method` (oauth, oauth-secrets, service-account,
 service-account-json), `project` (or `database`), `dataset` (or `schema`), `location`, `keyfile`,
 `keyfile_json`, `token`/`refresh_token`/`client_id`/`client_secret`/`token_uri`, `execution_project`,
 `impersonate_service_account`, `priority`, `maximum_bytes_billed`, `job_execution_timeout_seconds`,
 `threads`; plus `api_endpoint` (e.g. `http://127.0.0.1:9050` for the bqemulator; a loopback endpoint
-gets anonymous credentials). Secrets stay in memory: never logged, never written.
+gets anonymous credentials) and `row_counts` (read rows written in each script; default true, false
+against a loopback endpoint: bqemulator cannot parse `@@row_count`). Secrets stay in memory: never
+logged, never written.
 """
 
 from __future__ import annotations
@@ -99,9 +107,20 @@ def is_dml(sql: str) -> bool:
     return bool(_DML.match(sql))
 
 
-def script(statements: Sequence[str]) -> str:
-    """Statements as one request: a transaction when they are all DML (BigQuery allows no DDL inside)."""
+ROW_COUNT_VAR = "sqlassets_rows"
+
+
+def script(statements: Sequence[str], *, row_count: bool = False) -> str:
+    """Statements as one request: a transaction when they are all DML (BigQuery allows no DDL inside).
+
+    `row_count`: the transaction also keeps the last statement's `@@row_count` and SELECTs it after
+    COMMIT, so the rows a partition wrote come back with the script's own result: no child-job listing
+    (`jobs.list?parentJobId=`, one more request per unit) and no count query.
+    """
     body = ";\n".join(s.strip().rstrip(";") for s in statements)
+    if row_count and all(is_dml(s) for s in statements):
+        return (f"DECLARE {ROW_COUNT_VAR} INT64;\nBEGIN TRANSACTION;\n{body};\n"
+                f"SET {ROW_COUNT_VAR} = @@row_count;\nCOMMIT TRANSACTION;\nSELECT {ROW_COUNT_VAR};")
     if len(statements) > 1 and all(is_dml(s) for s in statements):
         return f"BEGIN TRANSACTION;\n{body};\nCOMMIT TRANSACTION;"
     return body + (";" if len(statements) > 1 else "")
@@ -129,6 +148,19 @@ def bq_type(field: Any) -> str:
     if field.mode == "REPEATED":
         t = f"ARRAY<{t}>"
     return t
+
+
+def _flag(value: Any, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "1", "on"):
+        return True
+    if text in ("false", "no", "0", "off"):
+        return False
+    raise ConfigError(f"bigquery profile: row_counts must be true or false, not {value!r}")
 
 
 def _is_loopback(endpoint: str) -> bool:
@@ -248,6 +280,7 @@ class BigQuerySession(Session):
         self.labels: dict[str, str] = {"app": "sqlassets"}
         self.time_zone: str | None = None  # the unit's partition timezone (`zoned`)
         self.bytes_processed = 0
+        self.result: Any = None  # the rows of the last job
         self._buffer: list[str] | None = None
         self._job: Any = None
         self._lock = threading.Lock()
@@ -286,7 +319,7 @@ class BigQuerySession(Session):
         with self._lock:
             self._job = job
         try:
-            job.result(timeout=a.job_timeout)
+            self.result = job.result(timeout=a.job_timeout)
         except KeyboardInterrupt:
             self.interrupt()
             raise
@@ -310,10 +343,25 @@ class BigQuerySession(Session):
         statements = [s for s in statements if s.strip()]
         if not statements:
             return None
-        body = script(statements)
-        text = zoned(body, self.time_zone)
+        zone = bool(self.time_zone) and str(self.time_zone).lower() not in _UTC
+        # The row count rides in the script; a lone statement reports its own, unless the time zone
+        # makes it a script too.
+        counted = (self.adapter.row_counts and all(is_dml(s) for s in statements)
+                   and (len(statements) > 1 or zone))
+        body = script(statements, row_count=counted)
+        if counted and zone:  # DECLARE must open the script, before SET @@time_zone
+            declare, rest = body.split("\n", 1)
+            text = f"{declare}\n{zoned(rest, self.time_zone)}"
+        else:
+            text = zoned(body, self.time_zone)
         job = self.run_job(text, statements=len(statements) + (text != body))
-        return job.num_dml_affected_rows if len(statements) == 1 else None
+        if not counted:
+            return job.num_dml_affected_rows if len(statements) == 1 else None
+        # The script's result is its last statement's, the SELECT of the row count (first page, no request).
+        for row in self.result:
+            value = row[0]
+            return int(value) if value is not None else None
+        return None
 
     def query(self, sql: str, params: Sequence[Any] = (), *, qualified: bool = False) -> list[tuple[Any, ...]]:
         job = self.run_job(sql, params=params, qualified=qualified)
@@ -365,6 +413,9 @@ class BigQueryAdapter(Adapter):
         self.execution_project: str | None = opts.get("execution_project") or self.project
         self.maximum_bytes_billed = self._int_option("maximum_bytes_billed")
         self.job_timeout = self._int_option("job_execution_timeout_seconds") or None
+        # Rows written per unit read in the script itself (`script(row_count=True)`); bqemulator cannot
+        # parse `@@row_count`, so it is off by default against a loopback (emulator) endpoint.
+        self.row_counts = _flag(opts.get("row_counts"), not _is_loopback(str(opts.get("api_endpoint") or "")))
         self.priority = str(opts.get("priority") or "interactive").upper()
         if self.priority not in ("INTERACTIVE", "BATCH"):
             raise ConfigError(f"bigquery profile: priority must be interactive or batch, not {opts.get('priority')!r}")

@@ -115,7 +115,7 @@ WAREHOUSE_KEYS: dict[str, frozenset[str]] = {
         "method", "project", "dataset", "keyfile", "keyfile_json", "location", "priority", "timeout_seconds",
         "job_execution_timeout_seconds", "job_creation_timeout_seconds", "job_retries",
         "job_retry_deadline_seconds", "maximum_bytes_billed", "impersonate_service_account", "execution_project",
-        "token", "refresh_token", "client_id", "client_secret", "token_uri", "scopes", "api_endpoint"},
+        "token", "refresh_token", "client_id", "client_secret", "token_uri", "scopes", "api_endpoint", "row_counts"},
 }
 
 

@@ -5,11 +5,14 @@ DuckDB's spatial extension) and stopped at the end of the session; it also exits
 process dies (it watches its stdin). Locally a missing emulator venv skips the tests that need it, with
 the command to create it; under CI=true it fails them.
 
-What the emulator does not do like BigQuery (so the tests keep out of it): it records no partitioning
-from `PARTITION BY` DDL (tables created through the API keep theirs), keeps a stale schema in its
-catalog after ALTER TABLE ADD COLUMN / RENAME, and rejects multi-statement scripts with query
-parameters; it bills nothing, so `maximum_bytes_billed` and dry-run byte counts are checked against the
-exact job configuration sent, not against real bytes.
+What the emulator does not do like BigQuery (so the tests keep out of it, and pin the statements
+instead): it records no partitioning from `PARTITION BY` DDL (tables created through the API keep
+theirs), keeps a stale schema in its catalog after ALTER TABLE ADD COLUMN / RENAME, rejects
+multi-statement scripts with query parameters, cannot parse `@@row_count` (scripts' row counts) nor
+truncate to `WEEK(MONDAY)` / `ISOWEEK`, fails a WRITE_TRUNCATE copy job onto a table of another schema,
+and returns view definitions from INFORMATION_SCHEMA.VIEWS without their string literals; it bills
+nothing, so `maximum_bytes_billed` and dry-run byte counts are checked against the exact job
+configuration sent, not against real bytes.
 """
 
 from __future__ import annotations

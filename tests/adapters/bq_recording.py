@@ -28,6 +28,7 @@ class RecordingClient:
     def __init__(self, inner: Any) -> None:
         self._inner = inner
         self.calls: list[tuple[Any, ...]] = []
+        self.default_datasets: set[str] = set()  # of the query jobs (unqualified names resolve there)
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._inner, name)
@@ -36,6 +37,10 @@ class RecordingClient:
 
         def call(*args: Any, **kwargs: Any) -> Any:
             self.calls.append(self._summary(name, args, kwargs))
+            cfg = kwargs.get("job_config")
+            if name == "query" and cfg is not None and cfg.default_dataset is not None:
+                d = cfg.default_dataset
+                self.default_datasets.add(f"{d.project}.{d.dataset_id}")
             return attr(*args, **kwargs)
 
         return call

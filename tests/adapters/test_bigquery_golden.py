@@ -15,6 +15,7 @@ from bq_recording import RecordingClient
 
 from sqlassets.adapters.base import adapter_for
 from sqlassets.loaders import load_graph
+from sqlassets.model import Relation
 from sqlassets.project import load_project
 from sqlassets.run.executor import RunOptions, RunRequest, execute_request
 
@@ -192,3 +193,38 @@ def test_golden_dry_run_prints_statements_and_bytes_and_sends_no_write(env) -> N
     assert "-- daily [2024-01-02]" in text and "DELETE FROM" in text and "COMMIT TRANSACTION" not in text
     assert text.count("-- would scan") == 2  # one estimate per partition (the emulator bills 0 bytes)
     assert "2 request(s)" in text
+
+
+def test_golden_ci_gate_reads_and_writes_only_the_ci_dataset(env, tmp_path) -> None:
+    """The gate's build on a project relocated to its CI dataset (`remote_ci_project`, the real thing):
+    every API call and statement names the CI dataset (sources are read where they are), production's
+    rows are unchanged, and `drop()` removes the CI dataset."""
+    from sqlassets.checks.gate_remote import remote_ci_project
+
+    a = env["adapter"]
+    prod = {t: sorted(a.session().query(f"SELECT * FROM {P}.`{env['ds']}`.`{t}`"))
+            for t in ("daily", "latest", "summary", "v")}
+    graph = load_graph(env["project"])
+    cproj, target, seeded = remote_ci_project(env["project"], graph, tmp_path / "ci")
+    assert seeded and target.pairs == [(("sqlassets-test", env["ds"]), ("sqlassets-test", env["ds"] + "_sqlassets_ci"))]
+    ci = adapter_for(cproj.warehouse)
+    ci._client = RecordingClient(ci.client)
+    try:
+        _plan, summary = execute_request(cproj, graph, RunRequest(mode="all", partitions="2024-01-02..2024-01-03",
+                                                                  options=RunOptions(concurrency=1)),
+                                         echo=lambda _line: None, adapter=ci)
+        assert summary.status == "success" and summary.done == 5, summary.failures
+        calls = [normal(env, c) for c in ci.client.calls]
+        kinds = {c[0] for c in calls}
+        assert {"get_table", "query", "copy_table", "delete_table"} <= kinds
+        for c in calls:
+            text = " ".join(str(x) for x in c[1:])
+            assert not re.search(r"\bDS\b(?!_sqlassets_ci)", text), c  # production's dataset is never named
+        assert ci.client.default_datasets == {f"sqlassets-test.{env['ds']}_sqlassets_ci"}
+        s = a.session()
+        for t, rows in prod.items():
+            assert sorted(s.query(f"SELECT * FROM {P}.`{env['ds']}`.`{t}`")) == rows, t
+    finally:
+        ci.close()
+        target.drop()
+    assert a.relation_type(a.session(), Relation("sqlassets-test", env["ds"] + "_sqlassets_ci", "daily")) is None
