@@ -346,8 +346,11 @@ class Adapter:
     def staging_identifier(self, relation: Relation, suffix: str) -> str:
         return f"{relation.identifier}__sqlassets_{suffix}"
 
-    def swap(self, session: Session, staging: exp.Table, target: exp.Table, target_kind: str | None) -> None:
+    def swap(self, session: Session, staging: exp.Table, target: exp.Table, target_kind: str | None) -> int | None:
         """Replace `target` (kind 'table', 'view' or None when missing) by the built `staging` table.
+
+        Returns the rows now in `target` where the engine reports them with the swap (BigQuery's copy
+        job), else None.
 
         Default: drop + rename in one transaction where DDL is transactional; otherwise the shortest
         window without a table the engine allows. Engines with `supports_swap` exchange in one statement.

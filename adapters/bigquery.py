@@ -763,11 +763,13 @@ class BigQueryAdapter(Adapter):
         return [tuple(r[:5]) for r in rows]  # type: ignore[misc]
 
     # -- table replace, seeds, CI clones ---------------------------------------------------------------
-    def swap(self, session: Session, staging: exp.Table, target: exp.Table, target_kind: str | None) -> None:
+    def swap(self, session: Session, staging: exp.Table, target: exp.Table, target_kind: str | None) -> int | None:
         """Copy job staging -> target with WRITE_TRUNCATE (atomic, free), then drop the staging table.
 
         A view in the way is dropped first. A target whose partitioning differs from the staging table
         cannot take a copy: it is dropped and copied again (dbt drops it too when partition_by changes).
+        Returns the rows the copy job reports it copied (a CREATE TABLE AS job reports none; dbt-bigquery
+        asks tables.get for them, one more request).
         """
         from google.cloud import bigquery
 
@@ -775,23 +777,27 @@ class BigQueryAdapter(Adapter):
             self._delete(session, target)
         cfg = bigquery.CopyJobConfig(write_disposition="WRITE_TRUNCATE", labels=self._labels(session))
         try:
-            self._copy(session, staging, target, cfg)
+            rows = self._copy(session, staging, target, cfg)
         except Exception as exc:  # noqa: BLE001
             if "partition" not in str(exc).lower() and "clustering" not in str(exc).lower():
                 raise self.error(exc) from None
             self._delete(session, target)
-            self._copy(session, staging, target, cfg)
+            rows = self._copy(session, staging, target, cfg)
         self._delete(session, staging)
+        return rows
 
     def _labels(self, session: Session) -> dict[str, str]:
         return dict(session.labels) if isinstance(session, BigQuerySession) else {"app": "sqlassets"}
 
-    def _copy(self, session: Session, source: exp.Table, target: exp.Table, cfg: Any) -> None:
-        def copy() -> None:
+    def _copy(self, session: Session, source: exp.Table, target: exp.Table, cfg: Any) -> int | None:
+        def copy() -> int | None:
             job = self.client.copy_table(self._ref(source), self._ref(target), job_config=cfg, location=self.location)
             job.result(timeout=self.job_timeout)
+            copied = ((getattr(job, "_properties", None) or {}).get("statistics") or {}).get("copy", {}).get("copiedRows")
+            return int(copied) if copied is not None else None
 
-        self._api(session, f"copy job {self._ref(source)} -> {self._ref(target)} ({cfg.write_disposition})", copy)
+        return self._api(session, f"copy job {self._ref(source)} -> {self._ref(target)} ({cfg.write_disposition})",
+                         copy)
 
     def _delete(self, session: Session, table: exp.Table) -> None:
         self._api(session, f"delete table {self._ref(table)} if it exists",

@@ -296,9 +296,9 @@ class Materializer:
                                                                   expression=select, properties=props)))
         # What is there now was read by prepare(); after a swap it is a table.
         kind = self._kind if self._prepared else self.adapter.relation_type(session, self.relation)
-        self.adapter.swap(session, self._table(staging), self._table(), kind)
+        copied = self.adapter.swap(session, self._table(staging), self._table(), kind)
         self._kind = "table"
-        return Outcome(rows)
+        return Outcome(rows if rows is not None else copied)
 
     def _view(self, session: Session) -> Outcome:
         assert self.relation is not None and self.select is not None

@@ -352,3 +352,31 @@ def test_partition_script_reads_its_row_count_in_the_same_request() -> None:
     assert adapter(api_endpoint="http://127.0.0.1:9050", row_counts=True).row_counts
     with pytest.raises(ConfigError, match="row_counts must be true or false"):
         adapter(row_counts="sometimes")
+
+
+class _CopyClient:
+    """copy_table / delete_table only, with the statistics BigQuery returns for a copy job (`copiedRows`),
+    which the emulator leaves out."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, ...]] = []
+
+    def copy_table(self, src: str, dst: str, **_kw: object) -> object:
+        self.calls.append(("copy_table", src, dst))
+        job = type("CopyJob", (), {"result": lambda self, timeout=None: None})()
+        job._properties = {"statistics": {"copy": {"copiedRows": "7", "copiedLogicalBytes": "120"}}}
+        return job
+
+    def delete_table(self, ref: str, **_kw: object) -> None:
+        self.calls.append(("delete_table", ref))
+
+
+def test_table_swap_reports_the_rows_its_copy_job_copied() -> None:
+    a = adapter()
+    a._client = _CopyClient()
+    s = a.session()
+    staging = exp.table_("t__sqlassets_new", db="ds", catalog="proj", quoted=True)
+    assert a.swap(s, staging, exp.table_("t", db="ds", catalog="proj", quoted=True), "table") == 7
+    assert a.client.calls == [("copy_table", "proj.ds.t__sqlassets_new", "proj.ds.t"),
+                              ("delete_table", "proj.ds.t__sqlassets_new")]
+    assert s.requests == 2
