@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlassets.dbt.files import iter_project_files, stat_digest
 from sqlassets.errors import ConfigError, UserError
+from sqlassets.graph import lookup_relation
 from sqlassets.run.windows import DBT_VARS
 
 if TYPE_CHECKING:
@@ -352,10 +353,12 @@ _NEEDS_WAREHOUSE = re.compile(r"connection|introspect|statement|run_query|adapte
 
 
 def _run_dbt_compile(project: Project, assets: list[Asset], *, whole_project: bool = False,
-                     introspect: bool = True, scratch_ready: bool = False) -> tuple[dict[str, str], dict[str, str]]:
+                     introspect: bool = True, scratch_ready: bool = False, columns: Any = None
+                     ) -> tuple[dict[str, str], dict[str, str]]:
     """One `dbt compile`; returns (unique_id -> compiled SQL, unique_id -> failure message).
 
     `scratch_ready`: the caller has just filled the scratch database (`compile_in_run`): leave it as is.
+    `columns`: offline, answers `adapter.get_columns_in_relation` (`compile_with_known_columns`).
     """
     from sqlassets.dbt import invoke as dbt_invoke
 
@@ -374,7 +377,8 @@ def _run_dbt_compile(project: Project, assets: list[Asset], *, whole_project: bo
              "--no-populate-cache", "--introspect" if introspect else "--no-introspect", "--select", *select]
     _reuse_partial_parse(project, base / "target")
     result = dbt_invoke.invoke(project, "compile", flags, profiles_dir=profiles_dir,
-                               log_dir=project.state_dir / "logs", what="dbt compile", per_node=True)
+                               log_dir=project.state_dir / "logs", what="dbt compile", per_node=True,
+                               columns=columns)
     return dbt_invoke.compiled_code(result), dbt_invoke.node_errors(result)
 
 
@@ -695,3 +699,107 @@ def compile_in_run(project: Project, graph: AssetGraph, key: str, session: Any) 
     if scratch is not None and uid in errors:  # keyed by the catalog it saw: the same inputs fail the same way
         _write(path.with_suffix(".err"), json.dumps({"reason": reason}))
     raise UserError(f"cannot compile: {reason}")
+
+
+# -- offline: column introspection answered from the columns the project already knows --------------
+
+_KNOWN_SUFFIX = ".known.json"
+
+
+@dataclass(frozen=True)
+class KnownColumns:
+    """Columns the project knows without a warehouse, by asset key: models' output columns from lineage (only
+    when all are known), seeds' CSV headers, sources' declared YAML columns (`declared`: a source's YAML may
+    leave columns out, so what is compiled from them is marked)."""
+
+    columns: dict[str, tuple[str, ...]]
+    declared: frozenset[str] = frozenset()
+
+    def digest(self, key: str) -> str | None:
+        cols = self.columns.get(key)
+        if cols is None:
+            return None
+        return hashlib.blake2b(json.dumps([key in self.declared, list(cols)]).encode(), digest_size=8).hexdigest()
+
+
+def _warehouse_case(project: Project, name: str) -> str:
+    """A column name as the warehouse's catalog would report it: Snowflake stores unquoted names upper-cased."""
+    if project.warehouse.type == "snowflake" and name == name.lower() and re.fullmatch(r"[a-z_][a-z0-9_$]*", name):
+        return name.upper()
+    return name
+
+
+def compile_with_known_columns(project: Project, graph: AssetGraph, keys: Iterable[str], known: KnownColumns, *,
+                               use_cache: bool = True) -> tuple[CompileResult, dict[str, tuple[str, ...]]]:
+    """Offline, recompile `keys` (models that failed only because a macro needed the warehouse) with
+    `adapter.get_columns_in_relation` answered from `known`: `dbt_utils.star(ref('x'))` then compiles to x's
+    known columns, as a data engineer expects when no account is reachable. A relation whose columns are not
+    known still fails the model (needs a live warehouse); macros that read rows (get_column_values, date
+    spines) still fail. Returns the result and, per compiled key, the sources whose declared (maybe
+    incomplete) columns it used.
+
+    Cached per model next to the compile cache, valid while the known columns of the relations it asked for
+    (recorded per model during the compile) are the same: `<key>.known.json`.
+    """
+    out = CompileResult()
+    declared_used: dict[str, tuple[str, ...]] = {}
+    digest, version = _files_digest(project, graph), _dbt_version()
+    relations = {a.key: str(a.relation) for a in graph}
+    cache_dir = project.state_dir / CACHE_DIR
+    need: dict[str, tuple[Asset, Path]] = {}
+    for key in keys:
+        asset = graph[key]
+        path = cache_dir / f"{cache_key(project, graph, asset, digest, version, 'known', relations)}{_KNOWN_SUFFIX}"
+        if use_cache:
+            try:
+                entry = json.loads(path.read_text(encoding="utf-8"))
+                if all(known.digest(k) == d for k, d in entry["asked"].items()):
+                    if entry.get("sql") is not None:
+                        out.sql[key] = entry["sql"]
+                        out.origin[key] = "cache"
+                        declared_used[key] = tuple(entry.get("declared") or ())
+                    else:
+                        out.failed[key] = entry["reason"]
+                    continue
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                pass
+        need[key] = (asset, path)
+    if not need:
+        return out, declared_used
+    import threading
+
+    index = graph.relation_index
+    lock = threading.Lock()
+    asked: dict[str, dict[str, str | None]] = {}
+
+    def answer(relation: Any, node: str) -> list[str] | None:
+        parts = tuple(str(p) for p in (getattr(relation, "database", None), getattr(relation, "schema", None),
+                                       getattr(relation, "identifier", None)) if p)
+        key = lookup_relation(index, parts)
+        cols = known.columns.get(key) if key else None
+        with lock:
+            asked.setdefault(node, {})[key or ".".join(parts)] = known.digest(key) if key else None
+        return None if cols is None else [_warehouse_case(project, c) for c in cols]
+
+    from sqlassets.dbt.invoke import dbt_lock
+
+    with dbt_lock(project):
+        compiled, errors = _run_dbt_compile(project, [a for a, _ in need.values()], introspect=False,
+                                            columns=answer)
+    cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for key, (asset, path) in need.items():
+        uid = asset.unique_id or ""
+        mine = asked.get(uid, {})
+        code = compiled.get(uid)
+        if code is not None:
+            used = tuple(sorted(k for k in mine if k in known.declared))
+            out.sql[key], out.origin[key] = code, "compiled"
+            declared_used[key] = used
+            entry = {"asked": mine, "sql": code, "declared": list(used)}
+        else:
+            reason = (_one_line_reason(errors[uid], False) if uid in errors
+                      else "dbt compile returned no SQL for it; is it enabled?")
+            out.failed[key] = reason
+            entry = {"asked": mine, "reason": reason}
+        _write(path, json.dumps(entry))  # (asked nothing and failed: another macro's query, whatever is known)
+    return out, declared_used

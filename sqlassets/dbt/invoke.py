@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -91,6 +91,63 @@ def _empty_warehouse_offline() -> Iterator[None]:
         BaseAdapter.list_relations = saved  # type: ignore[method-assign]
 
 
+#: answers `adapter.get_columns_in_relation` offline: (relation, compiling node's unique_id) -> column names,
+#: or None when they are not known (the model then fails as needing a live warehouse)
+ColumnsAnswer = Callable[[Any, str], "list[str] | None"]
+
+
+@contextlib.contextmanager
+def _columns_known_offline(adapter_type: str, answer: ColumnsAnswer) -> Iterator[None]:
+    """Offline compiles: `adapter.get_columns_in_relation` (what dbt_utils.star, get_filtered_columns_in_relation
+    and union_relations read) answered from columns the project already knows (see
+    `sqlassets.dbt.compile.compile_with_known_columns`) instead of a query nobody can run. A relation whose
+    columns are not known raises, as the unreachable warehouse would. Restored on exit.
+    """
+    import importlib
+
+    from dbt.adapters.base.impl import BaseAdapter
+    from dbt_common.exceptions import DbtRuntimeError
+
+    with contextlib.suppress(ImportError):  # the plugin's class must exist to be patched
+        importlib.import_module(f"dbt.adapters.{adapter_type}.impl")
+
+    from dbt.task.compile import CompileRunner
+
+    compiling = threading.local()  # the node this thread compiles (offline, dbt names no connection after it)
+    saved_compile = CompileRunner.__dict__["compile"]
+
+    def compile_node(self: Any, manifest: Any) -> Any:
+        compiling.node = self.node.unique_id
+        try:
+            return saved_compile(self, manifest)
+        finally:
+            compiling.node = ""
+
+    def get_columns_in_relation(self: Any, relation: Any) -> list[Any]:
+        names = answer(relation, getattr(compiling, "node", ""))
+        if names is None:
+            raise DbtRuntimeError(
+                f"the columns of {relation} are not known offline (adapter.get_columns_in_relation needs the "
+                "warehouse)")
+        return [self.Column.create(name, "varchar") for name in names]
+
+    todo, classes = [BaseAdapter], []
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if "get_columns_in_relation" in cls.__dict__:
+            classes.append((cls, cls.__dict__["get_columns_in_relation"]))
+    for cls, _ in classes:
+        cls.get_columns_in_relation = get_columns_in_relation  # type: ignore[method-assign]
+    CompileRunner.compile = compile_node  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        CompileRunner.compile = saved_compile  # type: ignore[method-assign]
+        for cls, saved in classes:
+            cls.get_columns_in_relation = saved  # type: ignore[method-assign]
+
+
 @contextlib.contextmanager
 def _compile_each_node_on_its_own() -> Iterator[None]:
     """dbt's compile task stops at the first failing node and skips its children; make it go on.
@@ -135,11 +192,12 @@ def with_user_vars(project: Project, args: list[str]) -> list[str]:
 
 
 def invoke(project: Project, command: str, args: list[str], *, profiles_dir: Path, log_dir: Path,
-           what: str, per_node: bool = False) -> Any:
+           what: str, per_node: bool = False, columns: ColumnsAnswer | None = None) -> Any:
     """Run `dbt <command>` on the project; return dbt's result or raise a one-line ConfigError.
 
     `per_node=True` (compile): node failures do not stop the run; the result is returned with each
     node's status, and only a failure of the whole invocation (parse error, bad profile) raises.
+    `columns`: an offline compile answers `adapter.get_columns_in_relation` with it (`_columns_known_offline`).
     """
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -154,7 +212,9 @@ def invoke(project: Project, command: str, args: list[str], *, profiles_dir: Pat
     # the models' compile (`--full-refresh`: is_incremental() is False whatever exists), offline
     offline = per_node and "--no-introspect" in args and "--full-refresh" in args
     with _compile_each_node_on_its_own() if per_node else contextlib.nullcontext(), \
-            _empty_warehouse_offline() if offline else contextlib.nullcontext():
+            _empty_warehouse_offline() if offline else contextlib.nullcontext(), \
+            _columns_known_offline(project.warehouse.type, columns) if offline and columns is not None \
+            else contextlib.nullcontext():
         try:
             result = dbtRunner().invoke(argv)
         finally:

@@ -134,6 +134,86 @@ def _name_the_macros(project: Project, graph: AssetGraph, missing: dict[str, str
             missing[key] = missing[key].replace(_GENERIC, f"{_GENERIC} ({why})", 1)
 
 
+_NEEDS_LIVE = "needs a live warehouse"
+
+
+def _note_declared(rec: AssetLineage, sources: tuple[str, ...]) -> AssetLineage:
+    """Columns of a model compiled offline from sources' declared YAML columns say so: the YAML may leave
+    some out, and the live warehouse would have listed them."""
+    from dataclasses import replace
+
+    note = (f"compiled offline from the declared columns of {', '.join(sources)} (not the warehouse's: "
+            "the YAML may leave columns out)")
+    return replace(rec, notes={**{c: note for c in rec.columns}, **rec.notes})
+
+
+def _inputs_of(graph: AssetGraph, key: str) -> list[str]:
+    """The assets a model's compile may introspect: its parents, and those of the ephemeral models it inlines."""
+    out: list[str] = []
+    todo, seen = list(graph[key].deps), set()
+    while todo:
+        d = todo.pop()
+        if d in seen or d not in graph:
+            continue
+        seen.add(d)
+        out.append(d)
+        if graph[d].materialization == "ephemeral":
+            todo.extend(graph[d].deps)
+    return sorted(out)
+
+
+def _recompile_with_known_columns(project: Project | None, graph: AssetGraph, records: dict[str, AssetLineage],
+                                  sql: dict[str, str], missing: dict[str, str], tried: set[tuple[str, str]],
+                                  declared_used: dict[str, tuple[str, ...]], *, use_cache: bool) -> bool:
+    """Offline (a warehouse nobody can reach): models that failed only because a macro needed the warehouse
+    are compiled again with `adapter.get_columns_in_relation` answered from the columns this pass knows
+    (`sqlassets.dbt.compile.compile_with_known_columns`). True when some now compiled: their SQL is in `sql`
+    and another lineage pass follows (their children may now compile too: DAG order, one wave per pass).
+    """
+    if project is None or project.warehouse.type == "duckdb":
+        return False
+    todo = [k for k, why in missing.items() if _NEEDS_LIVE in why and graph[k].kind in ("model", "snapshot")
+            and graph[k].materialization != "ephemeral"]
+    if not todo:
+        return False
+    from sqlassets.dbt.compile import KnownColumns, compile_with_known_columns
+
+    cols: dict[str, tuple[str, ...]] = {}
+    declared: set[str] = set()
+    for key, rec in records.items():
+        asset = graph[key]
+        if asset.kind == "source":
+            if rec.columns:
+                cols[key] = rec.columns
+                declared.add(key)
+        elif asset.kind == "seed" and rec.columns:
+            cols[key] = rec.columns
+        elif rec.origin == "sql" and "*" not in rec.unresolved and rec.columns:
+            cols[key] = rec.columns
+    known = KnownColumns(cols, frozenset(declared))
+    fresh = []
+    for key in todo:
+        mark = (key, "|".join(f"{d}={known.digest(d)}" for d in _inputs_of(graph, key)))
+        if mark not in tried:
+            tried.add(mark)
+            fresh.append(key)
+    if not fresh:
+        return False
+    try:
+        result, used = compile_with_known_columns(project, graph, fresh, known, use_cache=use_cache)
+    except UserError:
+        return False
+    for key, code in result.sql.items():
+        sql[key] = code
+        missing.pop(key, None)
+        if used.get(key):
+            declared_used[key] = used[key]
+    changed = {k: why for k, why in result.failed.items() if why != missing.get(k)}
+    _name_the_macros(project, graph, changed)
+    missing.update(changed)
+    return bool(result.sql)
+
+
 def resolve_asset(key: str, kind: str, sql: str, dialect: str, tables: dict[str, Sequence[str] | None],
                   index: dict[str, str], local: dict[str, str] | None = None) -> AssetLineage:
     """One asset's lineage record; every failure becomes a reason on the record, never an exception.
@@ -264,87 +344,99 @@ def _build_lineage(project: Project | None, graph: AssetGraph, *, use_cache: boo
     stats.no_sql = missing
     columns_of, stats.catalog = pre if pre is not None else read_catalog(project, graph, catalog, catalog_read)
     index = graph.relation_index
-    registry = SchemaRegistry()
-    records: dict[str, AssetLineage] = {}
     if workers is None:
         # In-process by default: on the 2-core target machine a fork pool measured slower (wave
         # barriers, pickling, other load); bench/bench_lineage.py prints both side by side.
         workers = 1
     pool = None
+    declared_used: dict[str, tuple[str, ...]] = {}
+    tried: set[tuple[str, str]] = set()
+    while True:  # one more pass per wave of models recompiled offline with the columns known so far
+        registry = SchemaRegistry()
+        records: dict[str, AssetLineage] = {}
 
-    def finish(asset: Asset, rec: AssetLineage, from_writer: tuple[str, ...] | None = None) -> None:
-        records[asset.key] = rec
-        if rec.origin == "sql" and "*" not in rec.unresolved:
-            registry.set(asset.key, rec.columns)
-            return
-        cols, origin = _fallback_columns(asset, columns_of)
-        if cols is None and from_writer is not None:
-            cols, origin = from_writer, "declared"
-        if rec.origin == "sql" and cols is not None:
-            # `select *` over unknown columns: the declared / catalog list stands in for the rest.
-            extra = tuple(c for c in cols if c not in rec.columns)
-            unresolved = {**rec.unresolved, **dict.fromkeys(extra, rec.unresolved["*"])}
-            rec = AssetLineage(rec.key, rec.columns + extra, rec.edges, unresolved, rec.notes, rec.reads,
-                               rec.inferred, rec.origin, rec.parsed, rec.star_source)
+        def finish(asset: Asset, rec: AssetLineage, from_writer: tuple[str, ...] | None = None, *,
+                   records: dict[str, AssetLineage] = records, registry: SchemaRegistry = registry) -> None:
+            if declared_used.get(asset.key) and rec.origin == "sql":
+                rec = _note_declared(rec, declared_used[asset.key])
             records[asset.key] = rec
-            registry.set(asset.key, rec.columns)
-        elif rec.origin != "sql":
-            rec.columns = cols or ()
-            rec.origin = origin
-            registry.set(asset.key, cols)
-        else:
-            registry.set(asset.key, None)
-
-    try:
-        for wave in _levels(graph, graph.topo_order):
-            todo: list[tuple[Asset, str, tuple]] = []
-            for key in wave:
-                asset = graph[key]
-                if key not in sql:
-                    reason = missing.get(key)
-                    from_writer, edges = _written_by(graph, asset, registry)
-                    rec = AssetLineage(key, (), edges, unresolved={"*": reason} if reason else {}, origin="declared")
-                    finish(asset, rec, from_writer)
-                    continue
-                tables = registry.tables_for(asset)
-                fp = fingerprint(sql[key], asset.dialect, {d: registry.fingerprint(d) for d in asset.deps})
-                hit = cache.get(key, fp)
-                if hit is not None:
-                    stats.from_cache += 1
-                    finish(asset, hit)
-                    continue
-                local = relation_index(index_pairs(graph[d] for d in asset.deps if d in graph)) if asset.deps else None
-                todo.append((asset, fp, (key, asset.kind, sql[key], asset.dialect, tables, local)))
-            if not todo:
-                continue
-            stats.computed += len(todo)
-            if workers > 1 and len(todo) >= _POOL_MIN_TASKS:
-                if pool is None:
-                    import multiprocessing
-                    from concurrent.futures import ProcessPoolExecutor
-
-                    _INDEX = index
-                    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
-                    stats.workers = workers
-                size = max(4, -(-len(todo) // (workers * 4)))
-                chunks = [todo[i:i + size] for i in range(0, len(todo), size)]
-                futures = [pool.submit(_run_chunk, [t for _, _, t in chunk]) for chunk in chunks]
-                results = []
-                for chunk, fut in zip(chunks, futures, strict=True):
-                    results.extend(zip(chunk, fut.result(), strict=True))
-                for (asset, fp, _), plain in results:
-                    rec = AssetLineage.from_plain(plain)
-                    cache.put(asset.key, fp, rec)
-                    finish(asset, rec)
+            if rec.origin == "sql" and "*" not in rec.unresolved:
+                registry.set(asset.key, rec.columns)
+                return
+            cols, origin = _fallback_columns(asset, columns_of)
+            if cols is None and from_writer is not None:
+                cols, origin = from_writer, "declared"
+            if rec.origin == "sql" and cols is not None:
+                # `select *` over unknown columns: the declared / catalog list stands in for the rest.
+                extra = tuple(c for c in cols if c not in rec.columns)
+                unresolved = {**rec.unresolved, **dict.fromkeys(extra, rec.unresolved["*"])}
+                rec = AssetLineage(rec.key, rec.columns + extra, rec.edges, unresolved, rec.notes, rec.reads,
+                                   rec.inferred, rec.origin, rec.parsed, rec.star_source)
+                records[asset.key] = rec
+                registry.set(asset.key, rec.columns)
+            elif rec.origin != "sql":
+                rec.columns = cols or ()
+                rec.origin = origin
+                registry.set(asset.key, cols)
             else:
-                for asset, fp, task in todo:
-                    rec = resolve_asset(*task[:5], index, task[5])
-                    cache.put(asset.key, fp, AssetLineage.from_plain(rec.to_plain()))
-                    finish(asset, rec)
-    finally:
-        if pool is not None:
-            pool.shutdown()
-            _INDEX = {}
+                registry.set(asset.key, None)
+
+        try:
+            for wave in _levels(graph, graph.topo_order):
+                todo: list[tuple[Asset, str, tuple]] = []
+                for key in wave:
+                    asset = graph[key]
+                    if key not in sql:
+                        reason = missing.get(key)
+                        from_writer, edges = _written_by(graph, asset, registry)
+                        rec = AssetLineage(key, (), edges, unresolved={"*": reason} if reason else {}, origin="declared")
+                        finish(asset, rec, from_writer)
+                        continue
+                    tables = registry.tables_for(asset)
+                    fp = fingerprint(sql[key], asset.dialect, {d: registry.fingerprint(d) for d in asset.deps})
+                    hit = cache.get(key, fp)
+                    if hit is not None:
+                        stats.from_cache += 1
+                        finish(asset, hit)
+                        continue
+                    local = relation_index(index_pairs(graph[d] for d in asset.deps if d in graph)) if asset.deps else None
+                    todo.append((asset, fp, (key, asset.kind, sql[key], asset.dialect, tables, local)))
+                if not todo:
+                    continue
+                stats.computed += len(todo)
+                if workers > 1 and len(todo) >= _POOL_MIN_TASKS:
+                    if pool is None:
+                        import multiprocessing
+                        from concurrent.futures import ProcessPoolExecutor
+
+                        _INDEX = index
+                        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
+                        stats.workers = workers
+                    size = max(4, -(-len(todo) // (workers * 4)))
+                    chunks = [todo[i:i + size] for i in range(0, len(todo), size)]
+                    futures = [pool.submit(_run_chunk, [t for _, _, t in chunk]) for chunk in chunks]
+                    results = []
+                    for chunk, fut in zip(chunks, futures, strict=True):
+                        results.extend(zip(chunk, fut.result(), strict=True))
+                    for (asset, fp, _), plain in results:
+                        rec = AssetLineage.from_plain(plain)
+                        cache.put(asset.key, fp, rec)
+                        finish(asset, rec)
+                else:
+                    for asset, fp, task in todo:
+                        rec = resolve_asset(*task[:5], index, task[5])
+                        cache.put(asset.key, fp, AssetLineage.from_plain(rec.to_plain()))
+                        finish(asset, rec)
+        finally:
+            if pool is not None:
+                pool.shutdown()
+                pool = None
+                _INDEX = {}
+        again = _recompile_with_known_columns(project, graph, records, sql, missing, tried, declared_used,
+                                              use_cache=use_cache)
+        if not again:
+            break
+        stats.sql_assets = len(sql)
     cache.prune(graph.topo_order)
     cache.save()
     ordered = [records[k] for k in graph.topo_order]
