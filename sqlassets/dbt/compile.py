@@ -722,6 +722,21 @@ class KnownColumns:
         return hashlib.blake2b(json.dumps([key in self.declared, list(cols)]).encode(), digest_size=8).hexdigest()
 
 
+def known_inputs(graph: AssetGraph, key: str) -> list[str]:
+    """The assets a model's compile may introspect: its parents, and those of the ephemeral models it inlines."""
+    out: list[str] = []
+    todo, seen = list(graph[key].deps), set()
+    while todo:
+        d = todo.pop()
+        if d in seen or d not in graph:
+            continue
+        seen.add(d)
+        out.append(d)
+        if graph[d].materialization == "ephemeral":
+            todo.extend(graph[d].deps)
+    return sorted(out)
+
+
 def _warehouse_case(project: Project, name: str) -> str:
     """A column name as the warehouse's catalog would report it: Snowflake stores unquoted names upper-cased."""
     if project.warehouse.type == "snowflake" and name == name.lower() and re.fullmatch(r"[a-z_][a-z0-9_$]*", name):
@@ -738,8 +753,10 @@ def compile_with_known_columns(project: Project, graph: AssetGraph, keys: Iterab
     spines) still fail. Returns the result and, per compiled key, the sources whose declared (maybe
     incomplete) columns it used.
 
-    Cached per model next to the compile cache, valid while the known columns of the relations it asked for
-    (recorded per model during the compile) are the same: `<key>.known.json`.
+    Cached per model next to the compile cache, keyed by the known columns of its inputs (parents, and those
+    of the ephemeral models it inlines: a model compiled in a later wave keeps both entries) and valid while
+    the known columns of the relations it asked for (recorded per model during the compile) are the same:
+    `<key>.known.json`.
     """
     out = CompileResult()
     declared_used: dict[str, tuple[str, ...]] = {}
@@ -749,7 +766,8 @@ def compile_with_known_columns(project: Project, graph: AssetGraph, keys: Iterab
     need: dict[str, tuple[Asset, Path]] = {}
     for key in keys:
         asset = graph[key]
-        path = cache_dir / f"{cache_key(project, graph, asset, digest, version, 'known', relations)}{_KNOWN_SUFFIX}"
+        seen = "|".join(f"{d}={known.digest(d)}" for d in known_inputs(graph, key))
+        path = cache_dir / f"{cache_key(project, graph, asset, digest, version, 'known:' + seen, relations)}{_KNOWN_SUFFIX}"
         if use_cache:
             try:
                 entry = json.loads(path.read_text(encoding="utf-8"))

@@ -147,21 +147,6 @@ def _note_declared(rec: AssetLineage, sources: tuple[str, ...]) -> AssetLineage:
     return replace(rec, notes={**{c: note for c in rec.columns}, **rec.notes})
 
 
-def _inputs_of(graph: AssetGraph, key: str) -> list[str]:
-    """The assets a model's compile may introspect: its parents, and those of the ephemeral models it inlines."""
-    out: list[str] = []
-    todo, seen = list(graph[key].deps), set()
-    while todo:
-        d = todo.pop()
-        if d in seen or d not in graph:
-            continue
-        seen.add(d)
-        out.append(d)
-        if graph[d].materialization == "ephemeral":
-            todo.extend(graph[d].deps)
-    return sorted(out)
-
-
 def _recompile_with_known_columns(project: Project | None, graph: AssetGraph, records: dict[str, AssetLineage],
                                   sql: dict[str, str], missing: dict[str, str], tried: set[tuple[str, str]],
                                   declared_used: dict[str, tuple[str, ...]], *, use_cache: bool) -> bool:
@@ -176,7 +161,7 @@ def _recompile_with_known_columns(project: Project | None, graph: AssetGraph, re
             and graph[k].materialization != "ephemeral"]
     if not todo:
         return False
-    from sqlassets.dbt.compile import KnownColumns, compile_with_known_columns
+    from sqlassets.dbt.compile import KnownColumns, compile_with_known_columns, known_inputs
 
     cols: dict[str, tuple[str, ...]] = {}
     declared: set[str] = set()
@@ -193,7 +178,7 @@ def _recompile_with_known_columns(project: Project | None, graph: AssetGraph, re
     known = KnownColumns(cols, frozenset(declared))
     fresh = []
     for key in todo:
-        mark = (key, "|".join(f"{d}={known.digest(d)}" for d in _inputs_of(graph, key)))
+        mark = (key, "|".join(f"{d}={known.digest(d)}" for d in known_inputs(graph, key)))
         if mark not in tried:
             tried.add(mark)
             fresh.append(key)
@@ -351,8 +336,10 @@ def _build_lineage(project: Project | None, graph: AssetGraph, *, use_cache: boo
     pool = None
     declared_used: dict[str, tuple[str, ...]] = {}
     tried: set[tuple[str, str]] = set()
+    computed_keys: set[str] = set()
     while True:  # one more pass per wave of models recompiled offline with the columns known so far
         registry = SchemaRegistry()
+        stats.from_cache = 0  # (a later pass finds what an earlier one computed: counted once, as computed)
         records: dict[str, AssetLineage] = {}
 
         def finish(asset: Asset, rec: AssetLineage, from_writer: tuple[str, ...] | None = None, *,
@@ -396,7 +383,7 @@ def _build_lineage(project: Project | None, graph: AssetGraph, *, use_cache: boo
                     fp = fingerprint(sql[key], asset.dialect, {d: registry.fingerprint(d) for d in asset.deps})
                     hit = cache.get(key, fp)
                     if hit is not None:
-                        stats.from_cache += 1
+                        stats.from_cache += key not in computed_keys
                         finish(asset, hit)
                         continue
                     local = relation_index(index_pairs(graph[d] for d in asset.deps if d in graph)) if asset.deps else None
@@ -404,6 +391,7 @@ def _build_lineage(project: Project | None, graph: AssetGraph, *, use_cache: boo
                 if not todo:
                     continue
                 stats.computed += len(todo)
+                computed_keys.update(a.key for a, _, _ in todo)
                 if workers > 1 and len(todo) >= _POOL_MIN_TASKS:
                     if pool is None:
                         import multiprocessing

@@ -93,6 +93,18 @@ def test_star_compiles_offline_from_known_columns(built) -> None:
     assert "the columns of RAW.SHOP.orders are not known offline" in why, why
 
 
+def test_models_compiled_from_known_columns_are_cached(built) -> None:
+    """A rebuild without the lineage cache finds every offline-with-known-columns compile (both waves) in the
+    compile cache: dbt does not run again."""
+    root, graph, b = built
+    manifest = root / ".sqlassets" / "compile" / "target" / "manifest.json"
+    before = manifest.stat().st_mtime_ns
+    shutil.rmtree(root / ".sqlassets" / "lineage")
+    again = build_lineage(load_project(root), graph)
+    assert manifest.stat().st_mtime_ns == before
+    assert again.columns.assets["order_star_copy"].columns == b.columns.assets["order_star_copy"].columns
+
+
 def test_incremental_models_compile_offline(built) -> None:
     """is_incremental() looks its table up before it sees --full-refresh: offline that says "not there"."""
     _root, _graph, b = built
