@@ -25,15 +25,7 @@ from sqlassets.project import load_project
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "jaffle_duck"
 SECRET = "sekrit-token-4711"
-RAW_TABLES = """
-create schema raw;
-create table raw.raw_customers as select i as id, 'c' || i as name, 'C' || i || '@X.COM' as email from range(1, 21) t(i);
-create table raw.raw_orders as select i as id, 1 + i % 20 as customer, 1 + i % 3 as store_id, 1000 + i as subtotal,
-    60 + i as tax_paid, timestamp '2024-01-01' + to_hours(cast(i as int)) as ordered_at from range(1, 101) t(i);
-create table raw.raw_items as select i as id, 1 + i % 100 as order_id, 'sku' || (i % 5) as sku from range(1, 301) t(i);
-create table raw.raw_products as select 'sku' || i as sku, 'p' || i as name,
-    case when i % 2 = 0 then 'jaffle' else 'beverage' end as type, 500 + i as price from range(0, 5) t(i);
-"""
+RAW_TABLES = (FIXTURE.parent / "jaffle_duck_raw.sql").read_text()
 
 
 def _copy(dest: Path) -> Path:
