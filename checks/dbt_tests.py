@@ -166,7 +166,8 @@ def compiled_tests(project: Project, tests: Iterable[DbtTest]) -> dict[str, str]
     try:
         compiled: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
     except (FileNotFoundError, json.JSONDecodeError):
-        from sqlassets.dbt.invoke import dbt_lock, write_private
+        from sqlassets.dbt.invoke import dbt_lock
+        from sqlassets.private_files import write_private
 
         # One dbt at a time across processes (the scratch DuckDB file); then maybe another run compiled it.
         with dbt_lock(project):

@@ -272,19 +272,11 @@ class PlanStore:
         return data if isinstance(data, dict) and data.get("key") == key else None
 
     def save(self, key: str, entry: dict[str, Any]) -> None:
-        import os
-
         import orjson
 
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            path = self.dir / f"{key}.json"
-            tmp = path.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_bytes(orjson.dumps({**entry, "key": key}))
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, path)
-        except OSError:
-            pass  # a read-only state folder: the next run compiles again
+        from sqlassets.private_files import save_cache
+
+        save_cache(self.dir / f"{key}.json", orjson.dumps({**entry, "key": key}))  # read-only: compiles again
 
 
 def _plan(expectations: Sequence[Expectation], columns: Columns, table: Any, filtered: bool,

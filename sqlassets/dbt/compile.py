@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from sqlassets.dbt.files import iter_project_files, stat_digest
 from sqlassets.errors import ConfigError, UserError
 from sqlassets.graph import lookup_relation
+from sqlassets.private_files import write_private
 from sqlassets.run.windows import DBT_VARS
 
 if TYPE_CHECKING:
@@ -218,7 +219,6 @@ def catalog_fingerprint(project: Project) -> str:
     if not catalog[0]:
         return "unreadable"  # not stamped: try again next time
     fp = _fingerprint(catalog)
-    from sqlassets.dbt.invoke import write_private
 
     write_private(stamp_path, json.dumps({"stat": stat_key, "fingerprint": fp}))
     return fp
@@ -516,29 +516,23 @@ def _compile_into(project: Project, graph: AssetGraph, need: dict[str, tuple[Ass
             asset = by_uid.get(uid)
             if asset is not None and asset.key not in need:
                 key = cache_key(project, graph, asset, digest, version, catalog, relations)
-                _write(cache_dir / f"{key}.sql", code)
+                write_private(cache_dir / f"{key}.sql", code)
     for key, (asset, path) in need.items():
         uid = asset.unique_id or ""
         code = compiled.get(uid)
         if code is not None:
-            _write(path, code)
+            write_private(path, code)
             out.sql[key] = code
             out.origin[key] = "compiled"
             continue
         if uid in errors:
             reason = _one_line_reason(errors[uid], introspect)
-            _write(path.with_suffix(".err"), json.dumps({"reason": reason}))
+            write_private(path.with_suffix(".err"), json.dumps({"reason": reason}))
         else:
             reason = "dbt compile returned no SQL for it; is it enabled?"
         out.failed[key] = reason
 
 
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def compiled_sql(project: Project, graph: AssetGraph, keys: Iterable[str],
@@ -615,7 +609,6 @@ def introspecting_models(project: Project) -> frozenset[str] | None:
         if n.get("resource_type") in COMPILED_KINDS and (
             _QUERIES.search(n.get("raw_code") or "")
             or any(queries(m) for m in (n.get("depends_on") or {}).get("macros") or ())))
-    from sqlassets.dbt.invoke import write_private
 
     try:
         write_private(stamp_path, json.dumps({"stat": stat_key, "nodes": nodes}))
@@ -691,13 +684,13 @@ def compile_in_run(project: Project, graph: AssetGraph, key: str, session: Any) 
     cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     code = compiled.get(asset.unique_id or "")
     if code is not None:
-        _write(path, code)
+        write_private(path, code)
         return code
     uid = asset.unique_id or ""
     reason = (_one_line_reason(errors[uid], introspect) if uid in errors
               else "dbt compile returned no SQL for it; is it enabled?")
     if scratch is not None and uid in errors:  # keyed by the catalog it saw: the same inputs fail the same way
-        _write(path.with_suffix(".err"), json.dumps({"reason": reason}))
+        write_private(path.with_suffix(".err"), json.dumps({"reason": reason}))
     raise UserError(f"cannot compile: {reason}")
 
 
@@ -819,5 +812,5 @@ def compile_with_known_columns(project: Project, graph: AssetGraph, keys: Iterab
                       else "dbt compile returned no SQL for it; is it enabled?")
             out.failed[key] = reason
             entry = {"asked": mine, "reason": reason}
-        _write(path, json.dumps(entry))  # (asked nothing and failed: another macro's query, whatever is known)
+        write_private(path, json.dumps(entry))  # (asked nothing and failed: another macro's query, whatever is known)
     return out, declared_used

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlassets.errors import ConfigError
+from sqlassets.private_files import write_private
 
 if TYPE_CHECKING:
     from sqlassets.project import Project
@@ -290,15 +291,6 @@ def _raw_output(project: Project) -> dict[str, Any] | None:
     output = outputs.get(project.target or "dev")
     return dict(output) if isinstance(output, dict) else None
 
-
-def write_private(path: Path, text: str) -> None:
-    """Write a file only its owner can read (0600), atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def scratch_db(project: Project, base: Path) -> Path | None:

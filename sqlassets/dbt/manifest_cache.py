@@ -20,6 +20,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlassets.private_files import save_cache
+
 if TYPE_CHECKING:
     from sqlassets.model import Asset
     from sqlassets.project import Project
@@ -41,7 +43,7 @@ def flush() -> None:
     global _deferred
     pending, _deferred = _deferred or {}, None
     for path, data in pending.items():
-        _write(path, data)
+        save_cache(path, data)
 
 
 def discard() -> None:
@@ -115,16 +117,6 @@ def save(project: Project, stored: tuple, assets: list[Asset], seed_files: list[
     if _deferred is not None:
         _deferred[path] = data
         return
-    _write(path, data)
+    save_cache(path, data)
 
 
-def _write(path: Path, data: bytes) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError:
-        return

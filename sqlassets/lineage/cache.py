@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import marshal
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from sqlassets.lineage.result import AssetLineage
+from sqlassets.private_files import save_cache
 
 #: bump when resolution logic changes what it returns for the same input
 RESOLVER_VERSION = "lineage-7"
@@ -107,22 +107,11 @@ class LineageCache:
         path = self._graph_path
         if path is None:
             return
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_bytes(marshal.dumps((_FORMAT, signature, plain)))
-            os.replace(tmp, path)
-        except OSError:
-            return
+        save_cache(path, marshal.dumps((_FORMAT, signature, plain)))
 
     def save(self) -> None:
         if not self._dirty or self.path is None:
             return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_bytes(marshal.dumps((_FORMAT, RESOLVER_VERSION, self._entries)))
-            os.replace(tmp, self.path)
-        except OSError:
-            return  # a read-only state dir costs speed next time, not correctness
+        # a read-only state dir costs speed next time, not correctness
+        save_cache(self.path, marshal.dumps((_FORMAT, RESOLVER_VERSION, self._entries)))
         self._dirty = False

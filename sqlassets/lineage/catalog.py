@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import marshal
-import os
 import socket
 import threading
 import time
@@ -32,6 +31,7 @@ from typing import Any
 
 from sqlassets.errors import UserError
 from sqlassets.graph import AssetGraph, lookup_relation
+from sqlassets.private_files import save_cache
 from sqlassets.project import Project
 
 MODES = ("auto", "warehouse", "offline")
@@ -211,13 +211,7 @@ def load_snapshot(path: Path) -> dict[str, Any] | None:
 
 def save_snapshot(path: Path, snap: dict[str, Any]) -> None:
     """Atomically (temp file + rename); a read-only state dir costs a fetch next time, nothing else."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_bytes(marshal.dumps((_FORMAT, snap)))
-        os.replace(tmp, path)
-    except OSError:
-        return
+    save_cache(path, marshal.dumps((_FORMAT, snap)))
 
 
 # -- helpers ---------------------------------------------------------------------------------------------

@@ -29,6 +29,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlassets.private_files import save_cache
+
 if TYPE_CHECKING:
     from sqlassets.graph import AssetGraph
     from sqlassets.project import Project
@@ -130,13 +132,7 @@ def catalog_token(project: Project, state_dir: Path) -> tuple[str, tuple | None]
     read = catalog_rows(project)
     digest = hashlib.blake2b(_dump(read), digest_size=16).hexdigest()
     if read[0] is not None or not path.exists():  # unreadable now (locked by a writer): do not stamp
-        try:
-            state_dir.mkdir(parents=True, exist_ok=True)
-            tmp = stamp_path.with_name(f".{stamp_path.name}.tmp{os.getpid()}")
-            tmp.write_text(json.dumps({"path": str(path), "stat": stat, "digest": digest}), encoding="utf-8")
-            os.replace(tmp, stamp_path)
-        except OSError:
-            pass
+        save_cache(stamp_path, json.dumps({"path": str(path), "stat": stat, "digest": digest}))
     return digest, read
 
 
@@ -157,9 +153,7 @@ def save(state_dir: Path, sig: str, payload: tuple) -> None:
     """Store the result atomically; a read-only state dir only costs the next run its shortcut."""
     path = state_dir / _FILE
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        tmp.write_bytes(marshal.dumps((_FORMAT, sig, payload)))
-        os.replace(tmp, path)
-    except (OSError, ValueError):
+        data = marshal.dumps((_FORMAT, sig, payload))
+    except ValueError:
         return
+    save_cache(path, data)

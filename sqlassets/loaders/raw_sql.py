@@ -26,6 +26,7 @@ from typing import Any
 from sqlassets.errors import ConfigError
 from sqlassets.graph import check_relations, index_pairs, lookup_relation, relation_index
 from sqlassets.model import Asset, Relation
+from sqlassets.private_files import save_cache
 
 MATERIALIZATIONS = ("view", "table", "incremental", "ephemeral")
 PARTITION_KINDS = ("hourly", "daily", "weekly", "monthly", "static")
@@ -135,17 +136,10 @@ class TablesCache:
     def save(self) -> None:
         if self.path is None or not self.changed:
             return
-        import os
 
         import orjson
 
-        try:
-            tmp = self.path.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_bytes(orjson.dumps({"code": self._code(), "entries": self.entries}))
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.path)
-        except OSError:
-            pass  # a read-only project: parse again next time
+        save_cache(self.path, orjson.dumps({"code": self._code(), "entries": self.entries}))  # read-only: parse again
 
 
 _UNSAVED: list[TablesCache] = []

@@ -22,7 +22,6 @@ in the way, `--full-refresh`, tables, views and seeds — takes the normal path 
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from sqlassets.private_files import write_private
 from sqlassets.run.windows import Template
 
 if TYPE_CHECKING:
@@ -104,12 +104,7 @@ class StatementCache:
         return data if isinstance(data, dict) and data.get("key") == key else None
 
     def save(self, key: str, entry: dict[str, Any]) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        path = self.dir / f"{key}.json"
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_bytes(orjson.dumps({**entry, "key": key}))
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
+        write_private(self.dir / f"{key}.json", orjson.dumps({**entry, "key": key}))
 
 
 @dataclass(frozen=True)
