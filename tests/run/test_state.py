@@ -25,7 +25,11 @@ Opener = Callable[..., StateStore]
 @pytest.fixture(params=["sqlite", "postgresql"])
 def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
     """Opens stores on one state (call it twice for two processes' views of the same state)."""
-    if request.param == "sqlite":
+    return _opener(request.param, tmp_path, request)
+
+
+def _opener(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> Opener:
+    if engine == "sqlite":
         def opener(**kw: Any) -> StateStore:
             return StateStore(backend=SQLiteBackend(tmp_path), **kw)
     else:
@@ -312,15 +316,7 @@ def version_2_state(monkeypatch: pytest.MonkeyPatch, opener: Callable[[], StateS
 def test_version_2_state_goes_to_the_target_that_migrates(engine: str, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch,
                                                           request: pytest.FixtureRequest) -> None:
-    if engine == "sqlite":
-        def opener(**kw: Any) -> StateStore:
-            return StateStore(backend=SQLiteBackend(tmp_path), **kw)
-    else:
-        server: PgServer = request.getfixturevalue("pg_server")
-        schema = request.getfixturevalue("pg_schema")
-
-        def opener(**kw: Any) -> StateStore:
-            return StateStore(backend=PostgresBackend(server.url, schema), **kw)
+    opener = _opener(engine, tmp_path, request)
     version_2_state(monkeypatch, opener)
     if engine == "postgresql":  # a shared state is migrated on purpose (`sqlassets state migrate`)
         with pytest.raises(StateError, match="run `sqlassets state migrate`"):
